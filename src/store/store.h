@@ -1,0 +1,117 @@
+/* Storage: one interface of typed operations; backends below it. */
+#ifndef TERN_STORE_STORE_H
+#define TERN_STORE_STORE_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "xmpp/scram.h"
+
+struct tern_config;
+struct tern_store_backend;
+
+/**
+ * A backend's synchronous operations. They block, so ternd only ever calls
+ * them on the store thread; ternctl (a short-lived command) calls them
+ * directly. Every operation returns 0 or a negative tern_err:
+ * TERN_E_NOTFOUND, TERN_E_EXISTS, TERN_E_BUSY (locked too long), TERN_E_IO.
+ * Usernames are prepared localparts.
+ */
+struct tern_store_backend_ops {
+    const char *name; /* "sqlite" */
+    /** Group commit: begin/commit/rollback a transaction around many operations. */
+    int (*begin)(struct tern_store_backend *b);
+    int (*commit)(struct tern_store_backend *b);
+    int (*rollback)(struct tern_store_backend *b);
+    /** Savepoints isolate one operation inside a group transaction. */
+    int (*savepoint)(struct tern_store_backend *b);
+    int (*release)(struct tern_store_backend *b);
+    int (*rollback_to)(struct tern_store_backend *b);
+
+    /* accounts */
+    int (*account_create)(struct tern_store_backend *b, const char *user,
+                          const struct tern_scram_creds *creds);
+    int (*account_get)(struct tern_store_backend *b, const char *user,
+                       struct tern_scram_creds *creds);
+    int (*account_set)(struct tern_store_backend *b, const char *user,
+                       const struct tern_scram_creds *creds);
+    int (*account_delete)(struct tern_store_backend *b, const char *user);
+    /** All usernames, sorted; *users is a malloc'd array of malloc'd strings. */
+    int (*account_list)(struct tern_store_backend *b, char ***users, size_t *n);
+
+    void (*close)(struct tern_store_backend *b);
+};
+
+/** A backend instance: ops plus the backend's own state after it. */
+struct tern_store_backend {
+    const struct tern_store_backend_ops *ops; /* the operations */
+};
+
+/**
+ * Open the backend named in cfg (store_backend, store_path), creating the
+ * schema if needed. On failure returns a negative tern_err and a message in err.
+ */
+int tern_store_backend_open(const struct tern_config *cfg, struct tern_store_backend **out,
+                            char *err, size_t errlen);
+/** Close and free; sets *b to NULL. */
+void tern_store_backend_close(struct tern_store_backend **b);
+/** Free an array returned by account_list. */
+void tern_store_free_list(char **list, size_t n);
+
+/* ---- The asynchronous front used by ternd ---------------------------------- */
+
+struct tern_store;
+struct tern_store_job;
+
+/** Runs on the store thread with exclusive use of the backend. Returns 0 or tern_err. */
+typedef int (*tern_store_run_fn)(struct tern_store_backend *b, struct tern_store_job *job);
+/** Runs on the loop thread after run; err is run's result. The job is the caller's again. */
+typedef void (*tern_store_done_fn)(struct tern_store_job *job, int err);
+
+/**
+ * A unit of work. Embed it in your own request struct (container_of style);
+ * the store never allocates or frees jobs.
+ */
+struct tern_store_job {
+    tern_store_run_fn run;   /* store thread */
+    tern_store_done_fn done; /* loop thread */
+    int write;               /* non-zero: joins the group-commit transaction */
+    int err;                 /* result of run, set by the store */
+    struct tern_store_job *next; /* queue link, owned by the store */
+};
+
+/**
+ * Start the store thread for backend (taken). Completions are delivered on loop.
+ */
+int tern_store_new(uv_loop_t *loop, struct tern_store_backend *backend_take,
+                   struct tern_store **out);
+
+/**
+ * Queue a job. Writes queued together are committed in one transaction
+ * (each in its own savepoint, so one failure does not undo the others);
+ * done runs only after the commit is durable. Returns TERN_E_CLOSED after
+ * tern_store_close() began, in which case done is never called.
+ */
+int tern_store_submit(struct tern_store *s, struct tern_store_job *job);
+
+/**
+ * Finish every queued job (their done callbacks run), stop the thread, close
+ * the backend and free s. Blocks the caller until the queue is drained; call
+ * it at shutdown only. Sets *s to NULL.
+ */
+void tern_store_close(struct tern_store **s);
+
+/* ---- Typed asynchronous operations ------------------------------------------ */
+
+/** Completion of tern_store_account_get: creds valid only during the call. */
+typedef void (*tern_store_creds_fn)(void *ud, int err, const struct tern_scram_creds *creds);
+
+/**
+ * Look up a user's credentials off the loop; cb runs on the loop thread with
+ * err 0 or TERN_E_NOTFOUND / TERN_E_IO. The caller must keep ud alive until cb.
+ */
+int tern_store_account_get(struct tern_store *s, const char *user, tern_store_creds_fn cb,
+                           void *ud);
+
+#endif
