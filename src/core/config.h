@@ -62,9 +62,11 @@ void tern_config_defaults(struct tern_config *cfg);
 /**
  * Load and validate a YAML file on top of the defaults. On failure returns a
  * negative tern_err and writes into err (size errlen) one message of the form
- * "FILE:LINE: key 'c2s.port': expected an integer from 1 to 65535, got 'abc'".
+ * "FILE:LINE: key 'c2s.port': expected an integer from 0 to 65535, got 'abc'".
  * Unknown keys, wrong types, out-of-range values, missing values and YAML
  * syntax errors are all failures. On failure cfg holds defaults only.
+ * cfg must be zeroed or hold a configuration already (its strings are freed
+ * before it is filled).
  */
 int tern_config_load(struct tern_config *cfg, const char *path, char *err, size_t errlen);
 
