@@ -371,6 +371,12 @@ static int cb_name_type(const char *p, size_t len, enum tern_cb_type *type) {
         *type = TERN_CB_TLS_SERVER_END_POINT;
         return 0;
     }
+    if (len == strlen("tls-unique") && memcmp(p, "tls-unique", len) == 0) {
+        /* RFC 5929 §3; whether the connection offers it (TLS 1.2 only) is
+         * the caller's check when it asks the TLS layer for the data. */
+        *type = TERN_CB_TLS_UNIQUE;
+        return 0;
+    }
     return TERN_E_AUTH;
 }
 

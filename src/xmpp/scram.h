@@ -49,6 +49,7 @@ enum tern_cb_type {
     TERN_CB_NONE = 0,
     TERN_CB_TLS_EXPORTER,
     TERN_CB_TLS_SERVER_END_POINT,
+    TERN_CB_TLS_UNIQUE, /* RFC 5929 §3: TLS 1.2 and older only (RFC 9266 §3) */
 };
 
 struct tern_scram_server;
