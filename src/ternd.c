@@ -220,10 +220,11 @@ int main(int argc, char **argv) {
 
     uv_run(loop, UV_RUN_DEFAULT);
 
-    /* Everything the loop still holds (connections cut at the deadline) closes now. */
-    uv_walk(loop, close_walk, NULL);
-    uv_run(loop, UV_RUN_DEFAULT);
+    /* Flush the store first (its completions run here), then close whatever
+     * the loop still holds (connections cut at the deadline). */
     tern_store_close(&srv->store);
+    uv_run(loop, UV_RUN_NOWAIT);
+    uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     tern_sessions_free(&srv->sessions);
     tern_iplimits_free(&srv->ips);

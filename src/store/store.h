@@ -24,7 +24,11 @@ struct tern_store_backend_ops {
     int (*begin)(struct tern_store_backend *b);
     int (*commit)(struct tern_store_backend *b);
     int (*rollback)(struct tern_store_backend *b);
-    /** Savepoints isolate one operation inside a group transaction. */
+    /**
+     * Savepoints isolate one operation inside a group transaction (one level,
+     * no nesting). Each savepoint ends with exactly one of release (keep the
+     * work) or rollback_to (undo the work; the savepoint is gone afterwards).
+     */
     int (*savepoint)(struct tern_store_backend *b);
     int (*release)(struct tern_store_backend *b);
     int (*rollback_to)(struct tern_store_backend *b);
@@ -71,34 +75,49 @@ typedef void (*tern_store_done_fn)(struct tern_store_job *job, int err);
 
 /**
  * A unit of work. Embed it in your own request struct (container_of style);
- * the store never allocates or frees jobs.
+ * the store never allocates or frees jobs. run must not begin, commit or roll
+ * back a transaction, nor use savepoints: the store does that around it.
  */
 struct tern_store_job {
-    tern_store_run_fn run;   /* store thread */
-    tern_store_done_fn done; /* loop thread */
-    int write;               /* non-zero: joins the group-commit transaction */
-    int err;                 /* result of run, set by the store */
+    tern_store_run_fn run;       /* store thread */
+    tern_store_done_fn done;     /* loop thread */
+    int write;                   /* non-zero: joins the group-commit transaction */
+    int err;                     /* result of run, set by the store */
     struct tern_store_job *next; /* queue link, owned by the store */
 };
 
+/** The struct of type `type` whose member `field` is the job at ptr. */
+#define tern_store_container(ptr, type, field)                                                     \
+    ((type *)(void *)(((char *)(ptr)) - offsetof(type, field)))
+
 /**
- * Start the store thread for backend (taken). Completions are delivered on loop.
+ * Start the store thread for backend (taken, also on failure: it is closed).
+ * Completions are delivered on loop. The store keeps the loop alive (its
+ * uv_async_t is referenced) only while jobs are in flight. Returns 0 or
+ * TERN_E_IO.
  */
 int tern_store_new(uv_loop_t *loop, struct tern_store_backend *backend_take,
                    struct tern_store **out);
 
 /**
- * Queue a job. Writes queued together are committed in one transaction
- * (each in its own savepoint, so one failure does not undo the others);
- * done runs only after the commit is durable. Returns TERN_E_CLOSED after
- * tern_store_close() began, in which case done is never called.
+ * Queue a job; call it on the loop thread. Writes queued together are
+ * committed in one transaction (each in its own savepoint, so one failure
+ * does not undo the others); done runs only after the commit is durable. Returns TERN_E_CLOSED
+ * after tern_store_close() began (or when s is NULL), in which case done is never called.
+ * docs/internals/store.md says in which order jobs run.
  */
 int tern_store_submit(struct tern_store *s, struct tern_store_job *job);
 
 /**
- * Finish every queued job (their done callbacks run), stop the thread, close
- * the backend and free s. Blocks the caller until the queue is drained; call
- * it at shutdown only. Sets *s to NULL.
+ * Finish every queued job (their done callbacks run, on the caller's thread,
+ * before this returns), stop the thread, close the backend and free s.
+ * Blocks the caller until the queue is drained; call it at shutdown only, on
+ * the loop thread (a done callback may call it). Sets *s to NULL; a done
+ * callback that submits during close gets TERN_E_CLOSED.
+ *
+ * The uv_async_t handle inside s is released with uv_close(), so the loop
+ * must run once more afterwards (e.g. uv_run(loop, UV_RUN_NOWAIT)) before
+ * uv_loop_close(); the memory of s is freed in that close callback.
  */
 void tern_store_close(struct tern_store **s);
 

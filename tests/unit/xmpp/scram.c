@@ -379,8 +379,10 @@ static void test_cb_policy(void **state) {
     /* A -PLUS mechanism without "p=". */
     expect_first_rc(1, 1, "n,,n=user,r=abc", TERN_E_AUTH);
     expect_first_rc(1, 1, "y,,n=user,r=abc", TERN_E_AUTH);
+    /* tls-unique is parsed (the TLS layer decides whether it is available). */
+    expect_first_rc(1, 1, "p=tls-unique,,n=user,r=abc", 0);
     /* Binding types we do not support. */
-    expect_first_rc(1, 1, "p=tls-unique,,n=user,r=abc", TERN_E_AUTH);
+    expect_first_rc(1, 1, "p=tls-unique-for-telnet,,n=user,r=abc", TERN_E_AUTH);
     expect_first_rc(1, 1, "p=TLS-EXPORTER,,n=user,r=abc", TERN_E_AUTH);
     /* Malformed beats policy. */
     expect_first_rc(1, 1, "p=tls_exporter,,n=user,r=abc", TERN_E_INVAL);

@@ -1,0 +1,397 @@
+/*
+ * ternctl: account administration. A short-lived command, so it calls the
+ * store backend directly and blocks; WAL and the busy timeout let it share
+ * the database file with a running ternd.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "store/store.h"
+#include "xmpp/jid.h"
+#include "xmpp/scram.h"
+
+#define EXIT_FAIL    1    /* the command could not be done */
+#define EXIT_USAGE   2    /* bad arguments */
+#define PASSWORD_MAX 1024 /* buffer for one password line, NUL included */
+
+static const char usage_text[] =
+    "usage: ternctl [-c FILE] COMMAND [USER]\n"
+    "\n"
+    "  ternctl [-c FILE] adduser USER    create USER; password read from stdin\n"
+    "  ternctl [-c FILE] passwd USER     change USER's password; read from stdin\n"
+    "  ternctl [-c FILE] deluser USER    delete USER\n"
+    "  ternctl [-c FILE] listusers       print every user's bare JID, sorted\n"
+    "  ternctl --help | -h               print this help\n"
+    "\n"
+    "  -c FILE   configuration file (default etc/ternd.yaml)\n"
+    "  USER      a localpart (alice) or a bare JID of the configured domain\n"
+    "            (alice@localhost)\n"
+    "\n"
+    "The password is one line on stdin; on a terminal it is asked twice without\n"
+    "echo. Exit status: 0 done, 1 failed, 2 bad arguments.\n";
+
+/* ---- reading a password ------------------------------------------------------ */
+
+static struct termios saved_termios;      /* terminal settings to restore */
+static volatile sig_atomic_t echo_is_off; /* saved_termios must be restored */
+
+/* Put the echo back if we are killed while it is off, then die as asked. */
+static void on_signal(int sig) {
+    if (echo_is_off)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/*
+ * Read one line from fd into buf without stdio (whose buffers would keep a
+ * copy of the password). Returns the length, or -1 on EOF before any byte
+ * (no password given), -2 if the line does not fit, -3 on a read error.
+ */
+static int read_line(int fd, char *buf, size_t size) {
+    size_t len = 0;
+    for (;;) {
+        char c;
+        ssize_t n = read(fd, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -3;
+        if (n == 0) {
+            if (len == 0)
+                return -1;
+            break;
+        }
+        if (c == '\n')
+            break;
+        if (len + 1 >= size) {
+            tern_memzero(&c, sizeof c);
+            return -2;
+        }
+        buf[len++] = c;
+    }
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+    buf[len] = '\0';
+    return (int)len;
+}
+
+/* Prompt on stderr and read a line from the terminal on stdin with echo off. */
+static int read_line_noecho(const char *prompt, char *buf, size_t size) {
+    struct termios noecho;
+    if (tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+        return -3;
+    noecho = saved_termios;
+    noecho.c_lflag &= ~(tcflag_t)ECHO;
+    noecho.c_lflag |= ECHONL; /* still show the newline, so the output stays tidy */
+    fputs(prompt, stderr);
+    fflush(stderr);
+    echo_is_off = 1;
+    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho) < 0) {
+        echo_is_off = 0;
+        return -3;
+    }
+    int n = read_line(STDIN_FILENO, buf, size);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+    echo_is_off = 0;
+    return n;
+}
+
+/*
+ * Get the new password into pw (PASSWORD_MAX bytes). Prints why and returns
+ * -1 on failure. The caller wipes pw whatever the result.
+ */
+static int get_password(const char *jid, char *pw) {
+    int n;
+    if (isatty(STDIN_FILENO)) {
+        char again[PASSWORD_MAX];
+        char prompt[TERN_JID_PART_MAX * 2 + 64];
+        snprintf(prompt, sizeof prompt, "New password for %s: ", jid);
+        n = read_line_noecho(prompt, pw, PASSWORD_MAX);
+        if (n >= 0) {
+            int m = read_line_noecho("Repeat the password: ", again, sizeof again);
+            if (m >= 0 && (m != n || memcmp(pw, again, (size_t)n) != 0)) {
+                fprintf(stderr, "ternctl: the passwords do not match\n");
+                n = -4;
+            } else if (m < 0) {
+                n = m;
+            }
+        }
+        tern_memzero(again, sizeof again);
+    } else {
+        n = read_line(STDIN_FILENO, pw, PASSWORD_MAX);
+    }
+    switch (n) {
+    case -1: fprintf(stderr, "ternctl: no password given on stdin\n"); return -1;
+    case -2:
+        fprintf(stderr, "ternctl: password too long (at most %d bytes)\n", PASSWORD_MAX - 1);
+        return -1;
+    case -3: fprintf(stderr, "ternctl: cannot read the password: %s\n", strerror(errno)); return -1;
+    case -4: return -1;
+    case 0: fprintf(stderr, "ternctl: empty password refused\n"); return -1;
+    }
+    if (strlen(pw) != (size_t)n) {
+        fprintf(stderr, "ternctl: password refused: it contains a NUL byte\n");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Read a password and derive its SCRAM credentials. The password is wiped
+ * here; only the derived keys leave this function.
+ */
+static int make_creds(const char *jid, int iterations, struct tern_scram_creds *creds) {
+    char pw[PASSWORD_MAX];
+    int ret = -1;
+
+    if (get_password(jid, pw) < 0)
+        goto fail;
+    if (tern_scram_creds_make(creds, pw, iterations) < 0) {
+        fprintf(stderr, "ternctl: password refused: it contains characters that SASLprep "
+                        "(RFC 4013) does not allow\n");
+        goto fail;
+    }
+    ret = 0;
+fail:
+    tern_memzero(pw, sizeof pw);
+    return ret;
+}
+
+/* ---- users ------------------------------------------------------------------- */
+
+/*
+ * The prepared localpart named by arg ("alice" or "alice@DOMAIN"), or NULL
+ * after printing why it is not a user of this server.
+ */
+static char *user_from_arg(const char *arg, const struct tern_config *cfg) {
+    const char *at = strchr(arg, '@');
+    char *local = at ? tern_strndup(arg, (size_t)(at - arg)) : tern_strdup(arg);
+    char *domain = NULL;
+    char *user = NULL;
+
+    if (at) {
+        if (strchr(at + 1, '/')) {
+            fprintf(stderr, "ternctl: %s: give a localpart or a bare JID (no resource)\n", arg);
+            goto fail;
+        }
+        if (tern_jid_prep_domain(at + 1, &domain) < 0 || strcmp(domain, cfg->domain) != 0) {
+            fprintf(stderr, "ternctl: %s: not a user of this server (domain is %s)\n", arg,
+                    cfg->domain);
+            goto fail;
+        }
+    }
+    if (tern_jid_prep_local(local, &user) < 0) {
+        user = NULL;
+        fprintf(stderr,
+                "ternctl: '%s': not a valid username (it must be a JID localpart, RFC 7622: "
+                "not empty, at most %d bytes, none of the characters \"&'/:<>@ or spaces)\n",
+                local, TERN_JID_PART_MAX);
+        goto fail;
+    }
+fail:
+    free(local);
+    free(domain);
+    return user;
+}
+
+/* Explain a store error that is not the expected "exists"/"not found". */
+static void print_store_error(const char *what, int rc) {
+    if (rc == TERN_E_BUSY)
+        fprintf(stderr, "ternctl: %s: the database is locked by another process; try again\n",
+                what);
+    else
+        fprintf(stderr, "ternctl: %s: %s\n", what, tern_strerror(rc));
+}
+
+static int cmd_adduser(struct tern_store_backend *b, const struct tern_config *cfg,
+                       const char *user, const char *jid) {
+    struct tern_scram_creds creds;
+    int ret = EXIT_FAIL;
+
+    /* Refuse a taken name before asking for a password. */
+    int rc = b->ops->account_get(b, user, &creds);
+    if (rc == 0) {
+        fprintf(stderr, "ternctl: user %s already exists\n", jid);
+        goto fail;
+    }
+    if (rc != TERN_E_NOTFOUND) {
+        print_store_error(jid, rc);
+        goto fail;
+    }
+    if (make_creds(jid, cfg->scram_iterations, &creds) < 0)
+        goto fail;
+    rc = b->ops->account_create(b, user, &creds);
+    if (rc == TERN_E_EXISTS) {
+        fprintf(stderr, "ternctl: user %s already exists\n", jid);
+        goto fail;
+    }
+    if (rc < 0) {
+        print_store_error(jid, rc);
+        goto fail;
+    }
+    printf("ternctl: user %s created\n", jid);
+    ret = 0;
+fail:
+    tern_memzero(&creds, sizeof creds);
+    return ret;
+}
+
+static int cmd_passwd(struct tern_store_backend *b, const struct tern_config *cfg, const char *user,
+                      const char *jid) {
+    struct tern_scram_creds creds;
+    int ret = EXIT_FAIL;
+
+    /* Refuse an unknown user before asking for a password. */
+    int rc = b->ops->account_get(b, user, &creds);
+    if (rc == 0) {
+        if (make_creds(jid, cfg->scram_iterations, &creds) < 0)
+            goto fail;
+        /* Deleted meanwhile: account_set says so. */
+        rc = b->ops->account_set(b, user, &creds);
+    }
+    if (rc == TERN_E_NOTFOUND) {
+        fprintf(stderr, "ternctl: no such user: %s\n", jid);
+        goto fail;
+    }
+    if (rc < 0) {
+        print_store_error(jid, rc);
+        goto fail;
+    }
+    printf("ternctl: password changed for %s\n", jid);
+    ret = 0;
+fail:
+    tern_memzero(&creds, sizeof creds);
+    return ret;
+}
+
+static int cmd_deluser(struct tern_store_backend *b, const char *user, const char *jid) {
+    int rc = b->ops->account_delete(b, user);
+    if (rc == TERN_E_NOTFOUND) {
+        fprintf(stderr, "ternctl: no such user: %s\n", jid);
+        return EXIT_FAIL;
+    }
+    if (rc < 0) {
+        print_store_error(jid, rc);
+        return EXIT_FAIL;
+    }
+    printf("ternctl: user %s deleted\n", jid);
+    return 0;
+}
+
+static int cmd_listusers(struct tern_store_backend *b, const struct tern_config *cfg) {
+    char **users = NULL;
+    size_t n = 0;
+    int rc = b->ops->account_list(b, &users, &n);
+    if (rc < 0) {
+        print_store_error("listusers", rc);
+        return EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++)
+        printf("%s@%s\n", users[i], cfg->domain);
+    tern_store_free_list(users, n);
+    return 0;
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+static int usage_error(const char *msg, const char *arg) {
+    if (msg)
+        fprintf(stderr, "ternctl: %s%s\n", msg, arg ? arg : "");
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = "etc/ternd.yaml";
+    int c;
+
+    opterr = 0;
+    /* "+": stop at the command, so a USER that starts with '-' is not an option. */
+    while ((c = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        case ':':
+        case '?':
+        default:
+            if (optopt == 'c')
+                return usage_error("option -c needs a FILE", NULL);
+            return usage_error("unknown option ", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("no command given", NULL);
+    const char *cmd = argv[optind];
+    int nargs = argc - optind - 1;
+    int wants_user =
+        strcmp(cmd, "adduser") == 0 || strcmp(cmd, "passwd") == 0 || strcmp(cmd, "deluser") == 0;
+    if (!wants_user && strcmp(cmd, "listusers") != 0)
+        return usage_error("unknown command ", cmd);
+    if (nargs != (wants_user ? 1 : 0))
+        return usage_error(wants_user ? "expected one USER after " : "no argument expected after ",
+                           cmd);
+
+    /* Quiet by default: only problems, not the store's info lines. */
+    tern_log_set_level(TERN_LOG_WARN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+
+    struct tern_config cfg;
+    struct tern_store_backend *backend = NULL;
+    char *user = NULL, *jid = NULL;
+    char err[1024];
+    int ret = EXIT_FAIL;
+
+    memset(&cfg, 0, sizeof cfg);
+    if (tern_config_load(&cfg, config_path, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        goto fail;
+    }
+    if (wants_user) {
+        user = user_from_arg(argv[optind + 1], &cfg);
+        if (!user)
+            goto fail;
+        size_t len = strlen(user) + 1 + strlen(cfg.domain) + 1;
+        jid = tern_malloc(len);
+        snprintf(jid, len, "%s@%s", user, cfg.domain);
+    }
+    if (tern_store_backend_open(&cfg, &backend, err, sizeof err) < 0) {
+        fprintf(stderr, "ternctl: %s\n", err);
+        goto fail;
+    }
+
+    if (strcmp(cmd, "adduser") == 0)
+        ret = cmd_adduser(backend, &cfg, user, jid);
+    else if (strcmp(cmd, "passwd") == 0)
+        ret = cmd_passwd(backend, &cfg, user, jid);
+    else if (strcmp(cmd, "deluser") == 0)
+        ret = cmd_deluser(backend, user, jid);
+    else
+        ret = cmd_listusers(backend, &cfg);
+
+fail:
+    tern_store_backend_close(&backend);
+    free(user);
+    free(jid);
+    tern_config_free(&cfg);
+    if (fflush(stdout) != 0 && ret == 0)
+        ret = EXIT_FAIL;
+    return ret;
+}

@@ -1,0 +1,364 @@
+/* Tests for src/store/sqlite.c through the backend ops. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "store/sqlite.h"
+#include "store/store.h"
+
+#include "helpers.h"
+
+struct fixture {
+    char *dir;                    /* temporary directory, removed at teardown */
+    char *db_path;                /* dir/tern.db */
+    struct tern_store_backend *b; /* open backend */
+};
+
+static struct tern_store_backend *open_at(struct fixture *fx) {
+    struct tern_config cfg = test_config(fx->dir, fx->db_path);
+    struct tern_store_backend *b = NULL;
+    char err[512] = "";
+    int rc = tern_store_backend_open(&cfg, &b, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "open failed: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_non_null(b);
+    assert_string_equal(b->ops->name, "sqlite");
+    return b;
+}
+
+static int setup(void **state) {
+    struct fixture *fx = calloc(1, sizeof *fx);
+    fx->dir = test_mkdtemp();
+    fx->db_path = test_path(fx->dir, "tern.db");
+    fx->b = open_at(fx);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    struct fixture *fx = *state;
+    tern_store_backend_close(&fx->b);
+    assert_null(fx->b);
+    test_rmtree(fx->dir);
+    free(fx->db_path);
+    free(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static void test_create_get(void **state) {
+    struct fixture *fx = *state;
+    struct tern_store_backend *b = fx->b;
+    struct tern_scram_creds in = test_creds(1), out;
+
+    assert_int_equal(b->ops->account_create(b, "alice", &in), 0);
+    memset(&out, 0xaa, sizeof out);
+    assert_int_equal(b->ops->account_get(b, "alice", &out), 0);
+    assert_true(test_creds_equal(&in, &out));
+}
+
+static void test_duplicate_and_unknown(void **state) {
+    struct fixture *fx = *state;
+    struct tern_store_backend *b = fx->b;
+    struct tern_scram_creds c1 = test_creds(1), c2 = test_creds(2), out;
+
+    assert_int_equal(b->ops->account_create(b, "alice", &c1), 0);
+    assert_int_equal(b->ops->account_create(b, "alice", &c2), TERN_E_EXISTS);
+    /* The failed create changed nothing. */
+    assert_int_equal(b->ops->account_get(b, "alice", &out), 0);
+    assert_true(test_creds_equal(&c1, &out));
+
+    assert_int_equal(b->ops->account_get(b, "bob", &out), TERN_E_NOTFOUND);
+    assert_int_equal(b->ops->account_set(b, "bob", &c2), TERN_E_NOTFOUND);
+    assert_int_equal(b->ops->account_delete(b, "bob"), TERN_E_NOTFOUND);
+}
+
+static void test_set_delete(void **state) {
+    struct fixture *fx = *state;
+    struct tern_store_backend *b = fx->b;
+    struct tern_scram_creds c1 = test_creds(1), c2 = test_creds(2), out;
+
+    assert_int_equal(b->ops->account_create(b, "alice", &c1), 0);
+    assert_int_equal(b->ops->account_create(b, "bob", &c1), 0);
+    assert_int_equal(b->ops->account_set(b, "alice", &c2), 0);
+    assert_int_equal(b->ops->account_get(b, "alice", &out), 0);
+    assert_true(test_creds_equal(&c2, &out));
+    assert_int_equal(b->ops->account_get(b, "bob", &out), 0);
+    assert_true(test_creds_equal(&c1, &out));
+
+    assert_int_equal(b->ops->account_delete(b, "alice"), 0);
+    assert_int_equal(b->ops->account_get(b, "alice", &out), TERN_E_NOTFOUND);
+    assert_int_equal(b->ops->account_delete(b, "alice"), TERN_E_NOTFOUND);
+    assert_int_equal(b->ops->account_get(b, "bob", &out), 0);
+}
+
+static void test_invalid_creds(void **state) {
+    struct fixture *fx = *state;
+    struct tern_store_backend *b = fx->b;
+    struct tern_scram_creds c = test_creds(1), out;
+
+    c.salt_len = 0;
+    assert_int_equal(b->ops->account_create(b, "alice", &c), TERN_E_INVAL);
+    c.salt_len = TERN_SCRAM_SALT_LEN + 1;
+    assert_int_equal(b->ops->account_create(b, "alice", &c), TERN_E_INVAL);
+    c = test_creds(1);
+    c.iterations = 0;
+    assert_int_equal(b->ops->account_create(b, "alice", &c), TERN_E_INVAL);
+    assert_int_equal(b->ops->account_get(b, "alice", &out), TERN_E_NOTFOUND);
+}
+
+static void test_list_sorted(void **state) {
+    struct fixture *fx = *state;
+    struct tern_store_backend *b = fx->b;
+    struct tern_scram_creds c = test_creds(1);
+    char **users = (char **)1;
+    size_t n = 99;
+
+    assert_int_equal(b->ops->account_list(b, &users, &n), 0);
+    assert_int_equal(n, 0);
+    tern_store_free_list(users, n);
+
+    const char *names[] = {"charlie", "alice", "dave", "bob"};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(b->ops->account_create(b, names[i], &c), 0);
+    assert_int_equal(b->ops->account_list(b, &users, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(users[0], "alice");
+    assert_string_equal(users[1], "bob");
+    assert_string_equal(users[2], "charlie");
+    assert_string_equal(users[3], "dave");
+    tern_store_free_list(users, n);
+
+    /* More than the first allocation (16) of the result array. */
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "u%02d", i);
+        assert_int_equal(b->ops->account_create(b, name, &c), 0);
+    }
+    assert_int_equal(b->ops->account_list(b, &users, &n), 0);
+    assert_int_equal(n, 44);
+    for (size_t i = 1; i < n; i++)
+        assert_true(strcmp(users[i - 1], users[i]) < 0);
+    tern_store_free_list(users, n);
+}
+
+static void test_survives_reopen(void **state) {
+    struct fixture *fx = *state;
+    struct tern_scram_creds c = test_creds(5), out;
+
+    assert_int_equal(fx->b->ops->account_create(fx->b, "alice", &c), 0);
+    tern_store_backend_close(&fx->b);
+    fx->b = open_at(fx);
+    assert_int_equal(fx->b->ops->account_get(fx->b, "alice", &out), 0);
+    assert_true(test_creds_equal(&c, &out));
+}
+
+/* Read one integer or text with a separate raw connection. */
+static int raw_int(const char *path, const char *sql) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void raw_exec(const char *path, const char *sql) {
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_schema_version(void **state) {
+    struct fixture *fx = *state;
+    assert_int_equal(raw_int(fx->db_path, "SELECT MAX(version) FROM schema_version"),
+                     TERN__SQLITE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(fx->db_path, "SELECT COUNT(*) FROM schema_version"),
+                     TERN__SQLITE_SCHEMA_VERSION);
+    /* The journal mode is persistent in the file. */
+    assert_int_equal(raw_int(fx->db_path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"),
+                     1);
+    /* No column can hold a password. */
+    assert_int_equal(raw_int(fx->db_path, "SELECT COUNT(*) FROM pragma_table_info('accounts')"
+                                          " WHERE name LIKE '%pass%'"),
+                     0);
+
+    /* Reopening does not apply migrations again. */
+    tern_store_backend_close(&fx->b);
+    fx->b = open_at(fx);
+    assert_int_equal(raw_int(fx->db_path, "SELECT COUNT(*) FROM schema_version"),
+                     TERN__SQLITE_SCHEMA_VERSION);
+}
+
+static void test_newer_schema_refused(void **state) {
+    struct fixture *fx = *state;
+    tern_store_backend_close(&fx->b);
+    raw_exec(fx->db_path, "INSERT INTO schema_version (version, applied_at) VALUES (999, 0)");
+
+    struct tern_config cfg = test_config(fx->dir, fx->db_path);
+    char err[512] = "";
+    assert_int_equal(tern_store_backend_open(&cfg, &fx->b, err, sizeof err), TERN_E_INVAL);
+    assert_null(fx->b);
+    assert_non_null(strstr(err, fx->db_path));
+    assert_non_null(strstr(err, "999"));
+}
+
+static void test_corrupt_row(void **state) {
+    struct fixture *fx = *state;
+    struct tern_scram_creds c = test_creds(1), out;
+    assert_int_equal(fx->b->ops->account_create(fx->b, "alice", &c), 0);
+    raw_exec(fx->db_path, "UPDATE accounts SET sha256_stored = x'0102' WHERE username = 'alice'");
+    assert_int_equal(fx->b->ops->account_get(fx->b, "alice", &out), TERN_E_IO);
+}
+
+static void test_savepoints(void **state) {
+    struct fixture *fx = *state;
+    struct tern_store_backend *b = fx->b;
+    const struct tern_store_backend_ops *ops = b->ops;
+    struct tern_scram_creds c = test_creds(1), out;
+
+    assert_int_equal(ops->begin(b), 0);
+    assert_int_equal(ops->savepoint(b), 0);
+    assert_int_equal(ops->account_create(b, "a", &c), 0);
+    assert_int_equal(ops->release(b), 0);
+
+    assert_int_equal(ops->savepoint(b), 0);
+    assert_int_equal(ops->account_create(b, "b", &c), 0);
+    assert_int_equal(ops->account_delete(b, "a"), 0);
+    assert_int_equal(ops->rollback_to(b), 0);
+
+    assert_int_equal(ops->savepoint(b), 0);
+    assert_int_equal(ops->account_create(b, "a", &c), TERN_E_EXISTS);
+    assert_int_equal(ops->rollback_to(b), 0);
+
+    assert_int_equal(ops->savepoint(b), 0);
+    assert_int_equal(ops->account_create(b, "c", &c), 0);
+    assert_int_equal(ops->release(b), 0);
+    assert_int_equal(ops->commit(b), 0);
+
+    assert_int_equal(ops->account_get(b, "a", &out), 0);
+    assert_int_equal(ops->account_get(b, "b", &out), TERN_E_NOTFOUND);
+    assert_int_equal(ops->account_get(b, "c", &out), 0);
+
+    /* A whole transaction rolled back leaves nothing. */
+    assert_int_equal(ops->begin(b), 0);
+    assert_int_equal(ops->account_create(b, "d", &c), 0);
+    assert_int_equal(ops->rollback(b), 0);
+    assert_int_equal(ops->account_get(b, "d", &out), TERN_E_NOTFOUND);
+    /* Rolling back with no transaction open is harmless. */
+    assert_int_equal(ops->rollback(b), 0);
+
+    /* The changes are in the file, not just in this connection. */
+    assert_int_equal(raw_int(fx->db_path, "SELECT COUNT(*) FROM accounts"), 2);
+}
+
+/* WAL: a second connection reads while the first holds the write lock. */
+static void test_two_connections(void **state) {
+    struct fixture *fx = *state;
+    struct tern_store_backend *b1 = fx->b, *b2 = open_at(fx);
+    struct tern_scram_creds c = test_creds(1), out;
+
+    assert_int_equal(b1->ops->account_create(b1, "y", &c), 0);
+    assert_int_equal(b1->ops->begin(b1), 0);
+    assert_int_equal(b1->ops->account_create(b1, "x", &c), 0);
+    assert_int_equal(b2->ops->account_get(b2, "y", &out), 0);
+    assert_int_equal(b2->ops->account_get(b2, "x", &out), TERN_E_NOTFOUND);
+    assert_int_equal(b1->ops->commit(b1), 0);
+    assert_int_equal(b2->ops->account_get(b2, "x", &out), 0);
+    tern_store_backend_close(&b2);
+}
+
+static void test_creates_data_dir(void **state) {
+    struct fixture *fx = *state;
+    char *dir = test_path(fx->dir, "a/b");
+    char *path = test_path(fx->dir, "a/b/c/x.db");
+    struct tern_config cfg = test_config(dir, path);
+    struct tern_store_backend *b = NULL;
+    char err[512] = "";
+    struct stat st;
+
+    assert_int_equal(tern_store_backend_open(&cfg, &b, err, sizeof err), 0);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(stat(path, &st), 0);
+    tern_store_backend_close(&b);
+
+    /* Without store_path the file is data_dir/tern.db. */
+    cfg.store_path = NULL;
+    assert_int_equal(tern_store_backend_open(&cfg, &b, err, sizeof err), 0);
+    tern_store_backend_close(&b);
+    char *def = test_path(dir, "tern.db");
+    assert_int_equal(stat(def, &st), 0);
+    free(def);
+    free(dir);
+    free(path);
+}
+
+static void test_open_errors(void **state) {
+    struct fixture *fx = *state;
+    struct tern_store_backend *b = NULL;
+    char err[512];
+
+    /* A regular file where a directory should be. */
+    char *file = test_path(fx->dir, "file");
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    char *path = test_path(fx->dir, "file/tern.db");
+    struct tern_config cfg = test_config(fx->dir, path);
+    err[0] = '\0';
+    assert_true(tern_store_backend_open(&cfg, &b, err, sizeof err) < 0);
+    assert_null(b);
+    assert_non_null(strstr(err, path));
+
+    /* A directory where the database file should be: SQLite's own message. */
+    cfg = test_config(fx->dir, fx->dir);
+    err[0] = '\0';
+    assert_int_equal(tern_store_backend_open(&cfg, &b, err, sizeof err), TERN_E_IO);
+    assert_null(b);
+    assert_non_null(strstr(err, fx->dir));
+    assert_non_null(strstr(err, "unable to open"));
+
+    cfg = test_config(fx->dir, fx->db_path);
+    cfg.store_backend = (char *)"mongodb";
+    err[0] = '\0';
+    assert_int_equal(tern_store_backend_open(&cfg, &b, err, sizeof err), TERN_E_INVAL);
+    assert_null(b);
+    assert_non_null(strstr(err, "mongodb"));
+    free(file);
+    free(path);
+}
+
+int main(void) {
+    tern_log_set_level(TERN_LOG_ERROR); /* expected warnings would clutter the output */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_and_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_creds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_sorted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_savepoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_creates_data_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
