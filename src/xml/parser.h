@@ -42,6 +42,7 @@ struct tern_xml_parser_cb {
 struct tern_xml_parser *tern_xml_parser_new(const struct tern_xml_parser_cb *cb, void *ud,
                                             const char *content_ns,
                                             const struct tern_xml_limits *limits);
+/** Free the parser and any partial stanza; sets *p to NULL. Not from a callback. */
 void tern_xml_parser_free(struct tern_xml_parser **p);
 
 /**
@@ -50,7 +51,11 @@ void tern_xml_parser_free(struct tern_xml_parser **p);
  * *cond is set to the stream error to send (not-well-formed, restricted-xml,
  * policy-violation, invalid-namespace, bad-format, bad-namespace-prefix,
  * unsupported-encoding ...) and the parser must not be fed again until
- * reset. No callback is called for the failing part of the input.
+ * reset (until then feed keeps returning the same error). Exceeded limits
+ * return TERN_E_LIMIT, other stream errors TERN_E_INVAL. No callback is
+ * called for the failing part of the input. A parser that was stopped and
+ * not reset returns TERN_E_CLOSED; feed called from a callback returns
+ * TERN_E_BUSY (*cond is internal-server-error for both).
  * RFC 6120 §11.1: a DTD, entity declaration, comment or processing
  * instruction is restricted-xml. An XML declaration is allowed.
  */
@@ -60,7 +65,11 @@ int tern_xml_parser_feed(struct tern_xml_parser *p, const char *data, size_t len
 /** Ask feed to return after the current callback; the rest is discarded. */
 void tern_xml_parser_stop(struct tern_xml_parser *p);
 
-/** Start over for a new stream (after STARTTLS or SASL success). */
+/**
+ * Start over for a new stream (after STARTTLS or SASL success). May be called
+ * from a callback: it then acts as tern_xml_parser_stop() and the reset is
+ * done before feed returns, so the next feed starts a new stream.
+ */
 void tern_xml_parser_reset(struct tern_xml_parser *p);
 
 /** Change the limits (e.g. raise max_stanza_size after authentication). */

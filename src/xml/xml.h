@@ -75,7 +75,10 @@ char *tern_xml_text(const struct tern_xml *el);
  * element's namespace differs from parent_ns (pass the stream's content
  * namespace, e.g. "jabber:client", so stanzas carry no redundant xmlns).
  * Text and attribute values are escaped (& < > " ' and control characters
- * that XML 1.0 forbids are dropped). Returns TERN_E_LIMIT if out's ceiling is hit.
+ * that XML 1.0 forbids are dropped). Returns TERN_E_LIMIT if out's ceiling is
+ * hit, leaving out as it was. Does not recurse, so any depth is fine.
+ * Bytes that are not valid UTF-8 are dropped too; CR (and in attributes tab
+ * and LF) is written as a character reference so that it survives a reparse.
  */
 int tern_xml_serialize(const struct tern_xml *el, const char *parent_ns, struct tern_buf *out);
 
