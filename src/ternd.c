@@ -35,14 +35,14 @@ static void usage(FILE *f) {
 }
 
 struct daemon {
-    struct tern_config cfg;        /* configuration */
-    struct tern_server server;     /* shared context */
-    struct tern_shard shard0;      /* the one shard for now */
-    struct tern_listener c2s;      /* STARTTLS listener */
-    struct tern_listener c2s_tls;  /* direct TLS listener */
-    uv_signal_t sigterm, sigint;   /* shutdown triggers */
-    uv_timer_t grace;              /* shutdown deadline */
-    int stopping;                  /* shutdown began */
+    struct tern_config cfg;       /* configuration */
+    struct tern_server server;    /* shared context */
+    struct tern_shard shard0;     /* the one shard for now */
+    struct tern_listener c2s;     /* STARTTLS listener */
+    struct tern_listener c2s_tls; /* direct TLS listener */
+    uv_signal_t sigterm, sigint;  /* shutdown triggers */
+    uv_timer_t grace;             /* shutdown deadline */
+    int stopping;                 /* shutdown began */
 };
 
 static struct daemon d;
@@ -195,15 +195,13 @@ int main(int argc, char **argv) {
     srv->nshards = 1;
     tern_shard_init(&d.shard0, 0, loop, srv);
 
-    if (d.cfg.c2s.port &&
-        tern_listener_start(&d.c2s, &d.shard0, d.cfg.c2s.address, d.cfg.c2s.port, 0, err,
-                            sizeof err) != 0) {
+    if (d.cfg.c2s.port && tern_listener_start(&d.c2s, &d.shard0, d.cfg.c2s.address, d.cfg.c2s.port,
+                                              0, err, sizeof err) != 0) {
         tern_error(COMP, "%s", err);
         return 1;
     }
-    if (d.cfg.c2s_tls.port &&
-        tern_listener_start(&d.c2s_tls, &d.shard0, d.cfg.c2s_tls.address, d.cfg.c2s_tls.port, 1,
-                            err, sizeof err) != 0) {
+    if (d.cfg.c2s_tls.port && tern_listener_start(&d.c2s_tls, &d.shard0, d.cfg.c2s_tls.address,
+                                                  d.cfg.c2s_tls.port, 1, err, sizeof err) != 0) {
         tern_error(COMP, "%s", err);
         return 1;
     }

@@ -28,8 +28,7 @@ int tern_buf_add(struct tern_buf *b, const void *p, size_t n);
 /** Append a NUL-terminated string. */
 int tern_buf_adds(struct tern_buf *b, const char *s);
 /** Append formatted text. */
-int tern_buf_printf(struct tern_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int tern_buf_printf(struct tern_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Remove the first n bytes (n <= len). */
 void tern_buf_consume(struct tern_buf *b, size_t n);
 /** Hand the storage to the caller (NUL-terminated, may be NULL if empty). */

@@ -17,8 +17,8 @@ struct tern_listen {
  * relative path is resolved against data_dir only where documented.
  */
 struct tern_config {
-    char *path;   /* file this was loaded from (NULL for defaults) */
-    char *domain; /* the XMPP domain served, already lower-cased; default "localhost" */
+    char *path;     /* file this was loaded from (NULL for defaults) */
+    char *domain;   /* the XMPP domain served, already lower-cased; default "localhost" */
     char *data_dir; /* directory for the database, generated certificate ...; default "var" */
 
     /* log: */
@@ -38,9 +38,9 @@ struct tern_config {
     char *store_path;    /* sqlite file; default "<data_dir>/tern.db" */
 
     /* auth: */
-    int scram_iterations; /* PBKDF2 iterations for new passwords; default 4096, min 4096 */
-    int allow_plain;      /* bool: offer PLAIN (only ever over TLS); default 1 */
-    int auth_max_failures;  /* failures per IP within auth_failure_window; default 5 */
+    int scram_iterations;    /* PBKDF2 iterations for new passwords; default 4096, min 4096 */
+    int allow_plain;         /* bool: offer PLAIN (only ever over TLS); default 1 */
+    int auth_max_failures;   /* failures per IP within auth_failure_window; default 5 */
     int auth_failure_window; /* seconds; default 30 */
     int auth_ban_time;       /* seconds an IP is refused after too many failures; default 300 */
 
@@ -71,8 +71,8 @@ void tern_config_defaults(struct tern_config *cfg);
 int tern_config_load(struct tern_config *cfg, const char *path, char *err, size_t errlen);
 
 /** Same as tern_config_load() but from a string (name is used in messages). */
-int tern_config_load_string(struct tern_config *cfg, const char *name, const char *yaml,
-                            char *err, size_t errlen);
+int tern_config_load_string(struct tern_config *cfg, const char *name, const char *yaml, char *err,
+                            size_t errlen);
 
 /** Release every string the struct owns; the struct may be reused after defaults. */
 void tern_config_free(struct tern_config *cfg);

@@ -25,8 +25,8 @@ void tern_log(enum tern_log_level level, const char *component, const char *fmt,
     __attribute__((format(printf, 3, 4)));
 
 #define tern_debug(comp, ...) tern_log(TERN_LOG_DEBUG, comp, __VA_ARGS__)
-#define tern_info(comp, ...) tern_log(TERN_LOG_INFO, comp, __VA_ARGS__)
-#define tern_warn(comp, ...) tern_log(TERN_LOG_WARN, comp, __VA_ARGS__)
+#define tern_info(comp, ...)  tern_log(TERN_LOG_INFO, comp, __VA_ARGS__)
+#define tern_warn(comp, ...)  tern_log(TERN_LOG_WARN, comp, __VA_ARGS__)
 #define tern_error(comp, ...) tern_log(TERN_LOG_ERROR, comp, __VA_ARGS__)
 
 #endif

@@ -25,9 +25,8 @@ void *tern_map_put(struct tern_map *m, const void *key, size_t klen, void *value
 void *tern_map_del(struct tern_map *m, const void *key, size_t klen);
 
 /** Visit every entry; fn may not modify the map. */
-void tern_map_each(const struct tern_map *m, void (*fn)(const void *key, size_t klen, void *value,
-                                                        void *ud),
-                   void *ud);
+void tern_map_each(const struct tern_map *m,
+                   void (*fn)(const void *key, size_t klen, void *value, void *ud), void *ud);
 
 /** Convenience wrappers for NUL-terminated keys. */
 static inline void *tern_map_gets(const struct tern_map *m, const char *key);

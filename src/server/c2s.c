@@ -115,10 +115,10 @@ static void teardown(struct tern_c2s *c) {
 /* ---- output ---------------------------------------------------------------- */
 
 struct write_req {
-    uv_write_t req;          /* libuv request */
-    struct tern_c2s *c;      /* owner */
-    size_t len;              /* bytes in data */
-    char data[];             /* the bytes */
+    uv_write_t req;     /* libuv request */
+    struct tern_c2s *c; /* owner */
+    size_t len;         /* bytes in data */
+    char data[];        /* the bytes */
 };
 
 static void on_written(uv_write_t *req, int status) {

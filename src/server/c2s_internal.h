@@ -24,11 +24,11 @@ enum tern_sasl_mech {
 
 /** Where a SASL exchange stands. */
 enum tern_sasl_state {
-    TERN_SASL_IDLE = 0,    /* no exchange */
-    TERN_SASL_INITIAL,     /* <auth> had no initial response; empty challenge sent */
-    TERN_SASL_LOOKUP,      /* waiting for the store's credentials */
-    TERN_SASL_CHALLENGED,  /* server-first sent, waiting for <response> */
-    TERN_SASL_CHECKING,    /* PLAIN password being checked off the loop */
+    TERN_SASL_IDLE = 0,   /* no exchange */
+    TERN_SASL_INITIAL,    /* <auth> had no initial response; empty challenge sent */
+    TERN_SASL_LOOKUP,     /* waiting for the store's credentials */
+    TERN_SASL_CHALLENGED, /* server-first sent, waiting for <response> */
+    TERN_SASL_CHECKING,   /* PLAIN password being checked off the loop */
 };
 
 struct tern_c2s {
@@ -38,35 +38,35 @@ struct tern_c2s {
     struct tern_c2s *prev, *next; /* shard's connection list */
     int refs;                     /* handles open + async operations pending; freed at 0 */
 
-    char ip[46];                  /* peer address, for limits and logs */
-    char peer[56];                /* "ip:port" or "[ip]:port", for logs */
-    int ip_counted;               /* ip holds a slot in iplimits */
+    char ip[46];    /* peer address, for limits and logs */
+    char peer[56];  /* "ip:port" or "[ip]:port", for logs */
+    int ip_counted; /* ip holds a slot in iplimits */
 
-    struct tern_tls *tls;         /* NULL until TLS starts */
-    int direct_tls;               /* came in on the XEP-0368 port */
-    struct tern_buf out;          /* bytes to write (ciphertext once TLS runs) */
-    size_t queued;                /* bytes handed to uv_write and not yet written */
-    int in_read;                  /* inside the read callback: flush at its end */
+    struct tern_tls *tls; /* NULL until TLS starts */
+    int direct_tls;       /* came in on the XEP-0368 port */
+    struct tern_buf out;  /* bytes to write (ciphertext once TLS runs) */
+    size_t queued;        /* bytes handed to uv_write and not yet written */
+    int in_read;          /* inside the read callback: flush at its end */
 
     struct tern_xml_parser *parser; /* the current stream's parser */
-    int reset_parser;             /* start a new stream after the current feed */
-    int start_tls;                /* switch to TLS after the current feed */
-    int header_sent;              /* our stream header went out */
-    char stream_id[25];           /* id of our current stream */
+    int reset_parser;               /* start a new stream after the current feed */
+    int start_tls;                  /* switch to TLS after the current feed */
+    int header_sent;                /* our stream header went out */
+    char stream_id[25];             /* id of our current stream */
 
-    int authenticated;            /* SASL succeeded */
-    int bound;                    /* a resource is bound */
-    uint64_t uid;                 /* session id once bound */
-    struct tern_jid jid;          /* local@domain after SASL, /resource after bind */
-    char *bare;                   /* "local@domain" after SASL */
+    int authenticated;   /* SASL succeeded */
+    int bound;           /* a resource is bound */
+    uint64_t uid;        /* session id once bound */
+    struct tern_jid jid; /* local@domain after SASL, /resource after bind */
+    char *bare;          /* "local@domain" after SASL */
 
-    enum tern_sasl_mech mech;     /* mechanism in progress */
-    int mech_plus;                /* -PLUS variant */
-    enum tern_sasl_state sasl;    /* exchange state */
+    enum tern_sasl_mech mech;        /* mechanism in progress */
+    int mech_plus;                   /* -PLUS variant */
+    enum tern_sasl_state sasl;       /* exchange state */
     struct tern_scram_server *scram; /* SCRAM state */
-    enum tern_cb_type cb_type;    /* channel binding the client chose */
-    char *sasl_user;              /* prepared username of the exchange */
-    int closing;                  /* close started; nothing more is processed */
+    enum tern_cb_type cb_type;       /* channel binding the client chose */
+    char *sasl_user;                 /* prepared username of the exchange */
+    int closing;                     /* close started; nothing more is processed */
 };
 
 /** Write raw XML text to the client (encrypting if TLS runs). */

@@ -81,12 +81,12 @@ int tern_certgen_ensure(const char *domain, const char *cert_path, const char *k
     X509_gmtime_adj(X509_getm_notAfter(cert), 825L * 24 * 3600);
     X509_set_pubkey(cert, key);
     X509_NAME *name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)domain, -1, -1,
-                               0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)domain, -1, -1, 0);
     X509_set_issuer_name(cert, name);
     char san[1100];
     snprintf(san, sizeof san, "DNS:%s", domain);
-    if (add_ext(cert, NID_subject_alt_name, san) || add_ext(cert, NID_basic_constraints, "CA:FALSE") ||
+    if (add_ext(cert, NID_subject_alt_name, san) ||
+        add_ext(cert, NID_basic_constraints, "CA:FALSE") ||
         add_ext(cert, NID_key_usage, "critical,digitalSignature") ||
         add_ext(cert, NID_ext_key_usage, "serverAuth"))
         goto fail_ssl;

@@ -8,10 +8,10 @@ struct tern_iplimits;
 
 /** Limits as configured (see docs/configuration.md, keys auth.* and limits.*). */
 struct tern_iplimits_conf {
-    int max_conns_per_ip;  /* concurrent connections from one address */
-    int max_failures;      /* auth failures within window before a ban */
-    uint64_t window_ms;    /* failure counting window */
-    uint64_t ban_ms;       /* how long a banned address is refused */
+    int max_conns_per_ip; /* concurrent connections from one address */
+    int max_failures;     /* auth failures within window before a ban */
+    uint64_t window_ms;   /* failure counting window */
+    uint64_t ban_ms;      /* how long a banned address is refused */
 };
 
 struct tern_iplimits *tern_iplimits_new(const struct tern_iplimits_conf *conf);

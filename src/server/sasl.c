@@ -87,7 +87,9 @@ static void send_sasl(struct tern_c2s *c, const char *name, const uint8_t *data,
     tern_buf_free(&b);
 }
 
-/* A <failure/>; counted failures feed the per-IP ban. */
+/* A <failure/>. Only failures that checked a password (a wrong proof, a
+ * wrong password, an unknown user) count towards the per-IP ban: a client
+ * that tries mechanisms or channel bindings we refuse is not guessing. */
 static void fail(struct tern_c2s *c, const char *cond, const char *text, int counted) {
     struct tern_buf b;
     tern_buf_init(&b, 1024);
@@ -97,22 +99,25 @@ static void fail(struct tern_c2s *c, const char *cond, const char *text, int cou
     tern_buf_adds(&b, "</failure>");
     tern__c2s_write(c, b.data, b.len);
     tern_buf_free(&b);
+    if (c->mech != TERN_MECH_NONE || counted)
+        tern_info(COMP, "%s: authentication failed for %s%s%s (%s): %s", c->peer,
+                  c->sasl_user ? "'" : "", c->sasl_user ? c->sasl_user : "no username yet",
+                  c->sasl_user ? "'" : "", mech_name(c), cond);
     if (counted) {
         struct tern_server *srv = c->shard->server;
-        tern_info(COMP, "%s: authentication failed for '%s' (%s)", c->peer,
-                  c->sasl_user ? c->sasl_user : "", mech_name(c));
         if (tern_iplimits_auth_failed(srv->ips, c->ip, uv_now(c->shard->loop)))
-            tern_warn(COMP, "%s: %d failed authentications from %s within %d s; refusing it "
-                            "for %d s",
-                      c->peer, cfg_of(c)->auth_max_failures, c->ip,
-                      cfg_of(c)->auth_failure_window, cfg_of(c)->auth_ban_time);
+            tern_warn(COMP,
+                      "%s: %d failed authentications from %s within %d s; refusing it "
+                      "for %d s",
+                      c->peer, cfg_of(c)->auth_max_failures, c->ip, cfg_of(c)->auth_failure_window,
+                      cfg_of(c)->auth_ban_time);
     }
     tern__sasl_reset(c);
 }
 
 static void succeed(struct tern_c2s *c, const char *extra, size_t extra_len) {
-    tern_info(COMP, "%s: %s@%s authenticated (%s, %s)", c->peer, c->sasl_user,
-              cfg_of(c)->domain, mech_name(c), c->tls ? tern_tls_version(c->tls) : "no TLS");
+    tern_info(COMP, "%s: %s@%s authenticated (%s, %s)", c->peer, c->sasl_user, cfg_of(c)->domain,
+              mech_name(c), c->tls ? tern_tls_version(c->tls) : "no TLS");
     send_sasl(c, "success", (const uint8_t *)extra, extra_len, 0);
     tern__c2s_authenticated(c);
     tern__sasl_reset(c);
@@ -121,12 +126,12 @@ static void succeed(struct tern_c2s *c, const char *extra, size_t extra_len) {
 /* ---- PLAIN ---------------------------------------------------------------- */
 
 struct plain_check {
-    uv_work_t work;                 /* thread pool request */
-    struct tern_c2s *c;             /* held by a reference */
-    struct tern_scram_creds creds;  /* the stored keys */
-    char *password;                 /* wiped and freed after the check */
-    int found;                      /* the user exists */
-    int result;                     /* 0 or TERN_E_AUTH */
+    uv_work_t work;                /* thread pool request */
+    struct tern_c2s *c;            /* held by a reference */
+    struct tern_scram_creds creds; /* the stored keys */
+    char *password;                /* wiped and freed after the check */
+    int found;                     /* the user exists */
+    int result;                    /* 0 or TERN_E_AUTH */
 };
 
 static void plain_work(uv_work_t *w) {
@@ -262,14 +267,15 @@ static void start_scram(struct tern_c2s *c, const uint8_t *msg, size_t len) {
     enum tern_scram_hash h = c->mech == TERN_MECH_SCRAM_SHA1 ? TERN_SCRAM_SHA1 : TERN_SCRAM_SHA256;
     c->scram = tern_scram_server_new(h, c->mech_plus, c->tls != NULL);
     const char *username = NULL;
-    int rc = tern_scram_server_client_first(c->scram, (const char *)msg, len, &username,
-                                            &c->cb_type);
+    int rc =
+        tern_scram_server_client_first(c->scram, (const char *)msg, len, &username, &c->cb_type);
     if (rc == TERN_E_INVAL) {
         fail(c, "malformed-request", NULL, 0);
         return;
     }
     if (rc) {
-        fail(c, "not-authorized", "channel binding mismatch", 1);
+        /* RFC 5802 §6: "y" while we offer -PLUS, or a flag that does not fit the mechanism. */
+        fail(c, "not-authorized", "channel binding mismatch", 0);
         return;
     }
     if (c->cb_type != TERN_CB_NONE) {
@@ -311,7 +317,7 @@ static void scram_response(struct tern_c2s *c, const uint8_t *msg, size_t len) {
     if (c->cb_type != TERN_CB_NONE) {
         cblen = sizeof cb;
         if (!c->tls || tern_tls_channel_binding(c->tls, c->cb_type, cb, &cblen) != 0) {
-            fail(c, "not-authorized", "channel binding type not available", 1);
+            fail(c, "not-authorized", "channel binding type not available", 0);
             return;
         }
     }

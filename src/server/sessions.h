@@ -29,7 +29,8 @@ void tern_sessions_free(struct tern_sessions **d);
 int tern_sessions_bind(struct tern_sessions *d, const char *bare, const char *resource,
                        struct tern_session_ref ref, struct tern_session_ref *old);
 
-/** Remove bare/resource if it still refers to uid (a replaced session must not unbind its successor). */
+/** Remove bare/resource if it still refers to uid (a replaced session must not unbind its
+ * successor). */
 void tern_sessions_unbind(struct tern_sessions *d, const char *bare, const char *resource,
                           uint64_t uid);
 

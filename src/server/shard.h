@@ -29,24 +29,24 @@ enum tern_shard_msg_kind {
 
 /** One message for a shard's inbox; the inbox takes ownership of it and its stanza. */
 struct tern_shard_msg {
-    struct tern_shard_msg *next;  /* inbox link */
+    struct tern_shard_msg *next;   /* inbox link */
     enum tern_shard_msg_kind kind; /* what to do */
-    uint64_t uid;                 /* target session */
-    struct tern_xml *stanza;      /* DELIVER: the stanza (owned) */
-    enum tern_stream_error cond;  /* KICK: the condition */
+    uint64_t uid;                  /* target session */
+    struct tern_xml *stanza;       /* DELIVER: the stanza (owned) */
+    enum tern_stream_error cond;   /* KICK: the condition */
 };
 
 struct tern_shard {
-    int id;                      /* index in server->shards */
-    uv_loop_t *loop;             /* this shard's loop */
-    struct tern_server *server;  /* shared context */
-    struct tern_c2s *conns;      /* every connection of this shard (intrusive list) */
-    size_t nconns;               /* entries in conns */
-    struct tern_map bound;       /* session uid (8 bytes) -> struct tern_c2s*, bound ones */
-    uv_async_t inbox_async;      /* wakes the loop when the inbox has messages */
-    uv_mutex_t inbox_lock;       /* guards inbox_head/tail */
+    int id;                     /* index in server->shards */
+    uv_loop_t *loop;            /* this shard's loop */
+    struct tern_server *server; /* shared context */
+    struct tern_c2s *conns;     /* every connection of this shard (intrusive list) */
+    size_t nconns;              /* entries in conns */
+    struct tern_map bound;      /* session uid (8 bytes) -> struct tern_c2s*, bound ones */
+    uv_async_t inbox_async;     /* wakes the loop when the inbox has messages */
+    uv_mutex_t inbox_lock;      /* guards inbox_head/tail */
     struct tern_shard_msg *inbox_head, *inbox_tail; /* pending messages, FIFO */
-    char *readbuf;               /* TERN_SHARD_READBUF bytes, lent to one read at a time */
+    char *readbuf; /* TERN_SHARD_READBUF bytes, lent to one read at a time */
     void (*on_idle)(struct tern_shard *s); /* called when nconns drops to 0 (shutdown) */
 };
 

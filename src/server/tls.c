@@ -248,8 +248,7 @@ int tern_tls_channel_binding(struct tern_tls *tls, enum tern_cb_type type, uint8
         static const char label[] = "EXPORTER-Channel-Binding";
         if (!tern_tls_is_v13(tls) || *len < 32)
             return TERN_E_INVAL;
-        if (SSL_export_keying_material(tls->ssl, out, 32, label, sizeof label - 1, NULL, 0, 0) !=
-            1)
+        if (SSL_export_keying_material(tls->ssl, out, 32, label, sizeof label - 1, NULL, 0, 0) != 1)
             return TERN_E_INVAL;
         *len = 32;
         return 0;

@@ -11,9 +11,9 @@ struct tern_xml_parser;
 
 /** Ceilings enforced while parsing; exceeding one is <policy-violation/>. */
 struct tern_xml_limits {
-    size_t max_stanza_size;  /* bytes of one top-level child of the stream */
-    size_t max_header_size;  /* bytes of the stream header (<stream:stream ...>) */
-    int max_depth;           /* element nesting below the stream element */
+    size_t max_stanza_size; /* bytes of one top-level child of the stream */
+    size_t max_header_size; /* bytes of the stream header (<stream:stream ...>) */
+    int max_depth;          /* element nesting below the stream element */
 };
 
 /**

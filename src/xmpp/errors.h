@@ -2,18 +2,18 @@
 #ifndef TERN_XMPP_ERRORS_H
 #define TERN_XMPP_ERRORS_H
 
-#define TERN_NS_STREAMS "http://etherx.jabber.org/streams"
+#define TERN_NS_STREAMS       "http://etherx.jabber.org/streams"
 #define TERN_NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
 #define TERN_NS_STANZA_ERRORS "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define TERN_NS_CLIENT "jabber:client"
-#define TERN_NS_SERVER "jabber:server"
-#define TERN_NS_COMPONENT "jabber:component:accept"
-#define TERN_NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define TERN_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define TERN_NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
-#define TERN_NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
-#define TERN_NS_PING "urn:xmpp:ping"
-#define TERN_NS_SASL_CB "urn:xmpp:sasl-cb:0"
+#define TERN_NS_CLIENT        "jabber:client"
+#define TERN_NS_SERVER        "jabber:server"
+#define TERN_NS_COMPONENT     "jabber:component:accept"
+#define TERN_NS_TLS           "urn:ietf:params:xml:ns:xmpp-tls"
+#define TERN_NS_SASL          "urn:ietf:params:xml:ns:xmpp-sasl"
+#define TERN_NS_BIND          "urn:ietf:params:xml:ns:xmpp-bind"
+#define TERN_NS_SESSION       "urn:ietf:params:xml:ns:xmpp-session"
+#define TERN_NS_PING          "urn:xmpp:ping"
+#define TERN_NS_SASL_CB       "urn:xmpp:sasl-cb:0"
 
 /** RFC 6120 §4.9.3 stream error conditions. */
 enum tern_stream_error {

@@ -63,7 +63,8 @@ static void test_result(void **state) {
     struct tern_xml *iq = make_iq("set");
     struct tern_xml *r = tern_stanza_result(iq);
     char *s = serialize(r);
-    assert_string_equal(s, "<iq type='result' id='q1' to='alice@localhost/phone' from='localhost'/>");
+    assert_string_equal(s,
+                        "<iq type='result' id='q1' to='alice@localhost/phone' from='localhost'/>");
     free(s);
     tern_xml_unref(&r);
     tern_xml_unref(&iq);
