@@ -72,8 +72,10 @@ static void c2s_free(struct tern_c2s *c) {
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
-    if (c->ip_counted)
+    if (c->ip_counted) {
         tern_iplimits_conn_close(s->server->ips, c->ip);
+        atomic_fetch_sub(&s->server->connections, 1);
+    }
     tern__sasl_reset(c);
     tern_xml_parser_free(&c->parser);
     tern_tls_free(&c->tls);
@@ -668,6 +670,15 @@ void tern_c2s_accept(struct tern_shard *s, uv_stream_t *listener, int direct_tls
         teardown(c);
         return;
     }
+    if (atomic_load(&srv->connections) >= srv->cfg->max_connections) {
+        tern_warn(COMP, "%s: %d connections open (limits.max_connections), refused", c->peer,
+                  srv->cfg->max_connections);
+        if (direct_tls)
+            teardown(c);
+        else
+            tern_c2s_close(c, TERN_SE_RESOURCE_CONSTRAINT, "the server is full");
+        return;
+    }
     if (tern_iplimits_conn_open(srv->ips, c->ip) != 0) {
         tern_warn(COMP, "%s: too many connections from %s, refused", c->peer, c->ip);
         if (direct_tls) {
@@ -678,6 +689,7 @@ void tern_c2s_accept(struct tern_shard *s, uv_stream_t *listener, int direct_tls
         return;
     }
     c->ip_counted = 1;
+    atomic_fetch_add(&srv->connections, 1);
 
     struct tern_xml_limits l;
     limits_for(c, &l);

@@ -2,6 +2,7 @@
 #ifndef TERN_SERVER_SERVER_H
 #define TERN_SERVER_SERVER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct tern_config;
@@ -24,6 +25,7 @@ struct tern_server {
     struct tern_shard **shards;     /* one per event loop */
     int nshards;                    /* entries in shards */
     volatile int shutting_down;     /* set once SIGTERM/SIGINT arrived */
+    atomic_int connections;         /* open client connections, all shards */
 };
 
 /** A new unique session id (thread-safe, never 0). */

@@ -261,5 +261,26 @@ class PerIpLimitTests(TernTestCase):
         self.assertIsNotNone(f)
 
 
+class ServerConnectionLimitTests(TernTestCase):
+    LIMIT = 2
+    server_config = {'limits': {'max_connections': 2}}
+
+    def test_connections_over_server_limit_get_resource_constraint(self):
+        streams = []
+        for _ in range(self.LIMIT):
+            rs = self.raw()
+            rs.open_stream()
+            streams.append(rs)
+        rs = self.raw()
+        if not rs.wait_for_data(1.0):
+            rs.send_header()
+        self.assertStreamError(rs, 'resource-constraint')
+        self.assertIn('limits.max_connections', self.server.log_text())
+        # the accepted ones still work
+        for rs in streams:
+            rs.starttls()
+            rs.open_stream()
+
+
 if __name__ == '__main__':
     unittest.main()
