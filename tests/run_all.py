@@ -87,7 +87,8 @@ CMOCKA_FAIL = re.compile(r"^\[\s+(?:FAILED|ERROR)\s+\]\s+(\S+)", re.M)
 def unit_tests(variant):
     step(f"unit tests ({variant})")
     r = run(["meson", "introspect", "--tests", variant])
-    tests = [t for t in json.loads(r.stdout) if "unit" in t.get("suite", [])]
+    tests = [t for t in json.loads(r.stdout)
+             if any(s.split(":")[-1] == "unit" for s in t.get("suite", []))]
     env = dict(os.environ, **SAN_ENV)
     for t in tests:
         try:
@@ -154,7 +155,8 @@ def fuzz_tests():
         return
     fuzz_dir = os.path.join(d, "tests", "fuzz")
     targets = sorted(f for f in os.listdir(fuzz_dir)
-                     if f.startswith("fuzz-") and os.access(os.path.join(fuzz_dir, f), os.X_OK))
+                     if f.startswith("fuzz-") and os.path.isfile(os.path.join(fuzz_dir, f))
+                     and os.access(os.path.join(fuzz_dir, f), os.X_OK))
     for t in targets:
         name = t[len("fuzz-"):]
         seeds = os.path.join("tests", "fuzz", "corpus", name)
