@@ -14,6 +14,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/certgen.h"
+#include "server/control.h"
+#include "server/module.h"
 #include "server/iplimits.h"
 #include "server/listener.h"
 #include "server/server.h"
@@ -40,6 +42,7 @@ struct daemon {
     struct tern_shard shard0;     /* the one shard for now */
     struct tern_listener c2s;     /* STARTTLS listener */
     struct tern_listener c2s_tls; /* direct TLS listener */
+    struct tern_control *control; /* ternctl's socket */
     uv_signal_t sigterm, sigint;  /* shutdown triggers */
     uv_timer_t grace;             /* shutdown deadline */
     int stopping;                 /* shutdown began */
@@ -77,6 +80,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
               d.shard0.nconns);
     tern_listener_close(&d.c2s);
     tern_listener_close(&d.c2s_tls);
+    tern_control_close(&d.control);
     d.shard0.on_idle = on_idle;
     uv_timer_start(&d.grace, on_grace, SHUTDOWN_GRACE_MS, 0);
     tern_shard_close_all(&d.shard0, TERN_SE_SYSTEM_SHUTDOWN, "the server is shutting down");
@@ -205,6 +209,10 @@ int main(int argc, char **argv) {
         tern_error(COMP, "%s", err);
         return 1;
     }
+    if (tern_modules_init(srv) != 0)
+        return 1;
+    if (tern_control_start(&d.shard0, &d.control, err, sizeof err) != 0)
+        tern_warn(COMP, "%s; ternctl will work on the database alone", err);
     uv_signal_init(loop, &d.sigterm);
     uv_signal_init(loop, &d.sigint);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
@@ -224,6 +232,7 @@ int main(int argc, char **argv) {
     uv_run(loop, UV_RUN_NOWAIT);
     uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
+    tern_modules_fini(srv);
     tern_sessions_free(&srv->sessions);
     tern_iplimits_free(&srv->ips);
     tern_tls_ctx_free(&srv->tls);

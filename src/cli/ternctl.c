@@ -5,10 +5,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -16,6 +19,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "server/control.h"
 #include "store/store.h"
 #include "xmpp/jid.h"
 #include "xmpp/scram.h"
@@ -275,8 +279,78 @@ fail:
     return ret;
 }
 
-static int cmd_deluser(struct tern_store_backend *b, const char *user, const char *jid) {
-    int rc = b->ops->account_delete(b, user);
+/*
+ * Ask a running ternd over its control socket (server/control.h). Returns 1
+ * with its one-line answer in reply, 0 if no server listens there, -1 on a
+ * failed exchange.
+ */
+static int ask_server(const struct tern_config *cfg, const char *request, char *reply, size_t len) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    tern_control_path(cfg->data_dir, sa.sun_path, sizeof sa.sun_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        int e = errno;
+        close(fd);
+        return e == ENOENT || e == ECONNREFUSED ? 0 : -1;
+    }
+    size_t rlen = strlen(request);
+    if (write(fd, request, rlen) != (ssize_t)rlen) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    while (got < len - 1 && poll(&pfd, 1, 30000) == 1) {
+        ssize_t n = read(fd, reply + got, len - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (memchr(reply, '\n', got))
+            break;
+    }
+    close(fd);
+    reply[got] = '\0';
+    char *nl = strchr(reply, '\n');
+    if (!nl)
+        return -1;
+    *nl = '\0';
+    return 1;
+}
+
+static int cmd_deluser(struct tern_store_backend *b, const struct tern_config *cfg,
+                       const char *user, const char *jid) {
+    /* A running server does it, so that connected contacts are told. */
+    char request[1100], reply[300];
+    snprintf(request, sizeof request, "deluser %s\n", user);
+    int asked = ask_server(cfg, request, reply, sizeof reply);
+    int rc;
+    if (asked == 1) {
+        if (strcmp(reply, "ok") == 0)
+            rc = 0;
+        else if (strcmp(reply, "error notfound") == 0)
+            rc = TERN_E_NOTFOUND;
+        else {
+            fprintf(stderr, "ternctl: ternd refused to delete %s: %s\n", jid, reply);
+            return EXIT_FAIL;
+        }
+    } else if (asked < 0) {
+        fprintf(stderr, "ternctl: no answer from ternd on its control socket in %s\n",
+                cfg->data_dir);
+        return EXIT_FAIL;
+    } else {
+        char **holders = NULL;
+        uint64_t *versions = NULL;
+        size_t n = 0;
+        rc = b->ops->begin(b);
+        if (rc == 0) {
+            rc = tern_store_account_purge(b, user, jid, &holders, &versions, &n);
+            rc = rc == 0 ? b->ops->commit(b) : (b->ops->rollback(b), rc);
+        }
+        tern_store_free_list(holders, n);
+        free(versions);
+    }
     if (rc == TERN_E_NOTFOUND) {
         fprintf(stderr, "ternctl: no such user: %s\n", jid);
         return EXIT_FAIL;
@@ -382,7 +456,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "passwd") == 0)
         ret = cmd_passwd(backend, &cfg, user, jid);
     else if (strcmp(cmd, "deluser") == 0)
-        ret = cmd_deluser(backend, user, jid);
+        ret = cmd_deluser(backend, &cfg, user, jid);
     else
         ret = cmd_listusers(backend, &cfg);
 

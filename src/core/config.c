@@ -87,6 +87,8 @@ static const struct key_row schema[] = {
     {"limits.preauth_timeout", KEY_DURATION, 1, 3600, OFF(preauth_timeout)},
     {"limits.max_connections_per_ip", KEY_INT, 1, 1000000, OFF(max_connections_per_ip)},
     {"limits.max_connections", KEY_INT, 1, 10000000, OFF(max_connections)},
+    {"offline", KEY_SECTION, 0, 0, 0},
+    {"offline.max_messages", KEY_INT, 0, 1000000, OFF(offline_max_messages)},
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])
@@ -126,6 +128,7 @@ void tern_config_defaults(struct tern_config *cfg) {
     cfg->preauth_timeout = 60;
     cfg->max_connections_per_ip = 100;
     cfg->max_connections = 100000;
+    cfg->offline_max_messages = 1000;
 }
 
 void tern_config_free(struct tern_config *cfg) {

@@ -51,6 +51,9 @@ struct tern_config {
     int preauth_timeout;            /* seconds to authenticate; default 60 */
     int max_connections_per_ip;     /* concurrent; default 100 */
     int max_connections;            /* concurrent, whole server; default 100000 */
+
+    /* offline: */
+    int offline_max_messages; /* per-user offline quota (XEP-0160); default 1000, 0 = none */
 };
 
 /**

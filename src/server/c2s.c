@@ -20,6 +20,7 @@
 #include "core/mem.h"
 #include "server/c2s_internal.h"
 #include "server/iplimits.h"
+#include "server/module.h"
 #include "server/router.h"
 #include "server/server.h"
 #include "server/sessions.h"
@@ -82,6 +83,8 @@ static void c2s_free(struct tern_c2s *c) {
     tern_buf_free(&c->out);
     tern_jid_free(&c->jid);
     free(c->bare);
+    tern_xml_unref(&c->pres.last);
+    tern_map_free(&c->pres.directed);
     free(c);
     if (s->nconns == 0 && s->on_idle)
         s->on_idle(s);
@@ -103,6 +106,10 @@ static void teardown(struct tern_c2s *c) {
     c->closing = 1;
     if (c->bound) {
         struct tern_shard *s = c->shard;
+        /* Modules act while the session is still in the directory (the
+         * presence module broadcasts unavailable here). */
+        struct tern_event_args ev = {TERN_EV_SESSION_CLOSING, s, c, &c->jid, NULL};
+        tern_modules_fire(&ev);
         char *bare = tern_jid_bare(&c->jid);
         tern_sessions_unbind(s->server->sessions, bare, c->jid.resource, c->uid);
         free(bare);
@@ -437,6 +444,8 @@ static void handle_bind(struct tern_c2s *c, struct tern_xml *iq, struct tern_xml
     }
     tern_shard_bind(s, c->uid, c);
     c->bound = 1;
+    memset(&c->pres, 0, sizeof c->pres);
+    tern_map_init(&c->pres.directed);
 
     struct tern_xml *reply = tern_stanza_result(iq);
     struct tern_xml *b = tern_xml_add_el(reply, TERN_NS_BIND, "bind");
@@ -447,6 +456,8 @@ static void handle_bind(struct tern_c2s *c, struct tern_xml *iq, struct tern_xml
     tern_xml_unref(&reply);
     tern_info(COMP, "%s: bound %s (%s)", c->peer, full, c->tls ? tern_tls_version(c->tls) : "");
     free(full);
+    struct tern_event_args ev = {TERN_EV_SESSION_BOUND, s, c, &c->jid, NULL};
+    tern_modules_fire(&ev);
 }
 
 /* Stanzas after SASL and before bind: only bind and session may come. */
@@ -505,7 +516,7 @@ static void handle_bound(struct tern_c2s *c, struct tern_xml *el) {
             return;
         }
     }
-    tern_router_route(c->shard, &c->jid, tern_xml_ref(el));
+    tern_router_route(c, tern_xml_ref(el));
 }
 
 static void on_stanza(void *ud, struct tern_xml *el) {
@@ -702,11 +713,36 @@ void tern_c2s_accept(struct tern_shard *s, uv_stream_t *listener, int direct_tls
 }
 
 void tern_c2s_send_take(struct tern_c2s *c, struct tern_xml *stanza) {
-    if (!c->closing)
+    if (!c->closing) {
         tern__c2s_write_el(c, stanza);
+        if (strcmp(stanza->name, "message") == 0) {
+            struct tern_event_args ev = {TERN_EV_DELIVERED, c->shard, c, &c->jid, stanza};
+            tern_modules_fire(&ev);
+        }
+    }
     tern_xml_unref(&stanza);
 }
 
 const struct tern_jid *tern_c2s_jid(const struct tern_c2s *c) {
     return c->bound ? &c->jid : NULL;
+}
+
+const char *tern_c2s_bare(const struct tern_c2s *c) {
+    return c->bound ? c->bare : NULL;
+}
+
+int tern_c2s_closing(const struct tern_c2s *c) {
+    return c->closing;
+}
+
+uint64_t tern_c2s_uid(const struct tern_c2s *c) {
+    return c->bound ? c->uid : 0;
+}
+
+struct tern_shard *tern_c2s_shard(const struct tern_c2s *c) {
+    return c->shard;
+}
+
+struct tern_c2s_presence *tern_c2s_presence(struct tern_c2s *c) {
+    return &c->pres;
 }

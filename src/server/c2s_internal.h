@@ -54,11 +54,12 @@ struct tern_c2s {
     int header_sent;                /* our stream header went out */
     char stream_id[25];             /* id of our current stream */
 
-    int authenticated;   /* SASL succeeded */
-    int bound;           /* a resource is bound */
-    uint64_t uid;        /* session id once bound */
-    struct tern_jid jid; /* local@domain after SASL, /resource after bind */
-    char *bare;          /* "local@domain" after SASL */
+    int authenticated;             /* SASL succeeded */
+    int bound;                     /* a resource is bound */
+    uint64_t uid;                  /* session id once bound */
+    struct tern_jid jid;           /* local@domain after SASL, /resource after bind */
+    char *bare;                    /* "local@domain" after SASL */
+    struct tern_c2s_presence pres; /* presence state once bound (presence module) */
 
     enum tern_sasl_mech mech;        /* mechanism in progress */
     int mech_plus;                   /* -PLUS variant */

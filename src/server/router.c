@@ -1,3 +1,10 @@
+/*
+ * Where a stanza goes. Clients' stanzas enter through tern_router_route();
+ * stanzas the server or a module makes (replies, roster pushes, presence
+ * broadcasts, bounces) through tern_router_send(). Delivery to a bound
+ * session goes through tern_router_to_session(), which crosses shards via
+ * their inboxes; nothing here assumes a single loop.
+ */
 #include "server/router.h"
 
 #include <stdlib.h>
@@ -6,7 +13,10 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "mod/message.h"
+#include "mod/presence.h"
 #include "server/c2s.h"
+#include "server/module.h"
 #include "server/server.h"
 #include "server/shard.h"
 #include "server/stanza.h"
@@ -15,98 +25,153 @@
 
 #define COMP "router"
 
-/* XEP-0199 §4.2: a ping to the server gets an empty result. */
-static struct tern_xml *handle_ping(struct tern_shard *shard, const struct tern_jid *from,
-                                    const struct tern_xml *iq) {
-    return tern_stanza_result(iq);
+static int is_local_domain(const struct tern_shard *shard, const struct tern_jid *j) {
+    return strcmp(j->domain, shard->server->cfg->domain) == 0;
 }
 
-/* IQ namespaces the server answers itself. Modules join this table. */
-static const struct {
-    const char *ns;             /* namespace of the iq's payload */
-    tern_iq_handler_fn handler; /* what answers it */
-} iq_handlers[] = {
-    {TERN_NS_PING, handle_ping},
-};
-
-static void reply_to_sender(struct tern_shard *shard, const struct tern_jid *from,
-                            struct tern_xml *reply) {
-    /* The sender is local (only c2s exists yet): find its session. */
-    struct tern_session_ref ref;
-    char *bare = tern_jid_bare(from);
-    if (from->resource &&
-        tern_sessions_find(shard->server->sessions, bare, from->resource, &ref) == 0)
-        tern_router_to_session(shard, ref, reply);
-    else
-        tern_xml_unref(&reply);
-    free(bare);
+/* Answer stanza with an error, to its sender (never an error to an error). */
+static void bounce(struct tern_shard *shard, const struct tern_xml *stanza,
+                   enum tern_error_type type, enum tern_stanza_cond cond, const char *text) {
+    if (tern_stanza_is_response(stanza) || !tern_xml_attr(stanza, "from"))
+        return; /* RFC 6120 §8.3.1 */
+    struct tern_stanza_error e = {type, cond, text};
+    tern_router_send(shard, tern_stanza_error_reply(stanza, &e));
 }
 
-static void bounce(struct tern_shard *shard, const struct tern_jid *from,
-                   const struct tern_xml *stanza, enum tern_error_type type,
-                   enum tern_stanza_cond cond) {
-    if (tern_stanza_is_response(stanza))
-        return; /* RFC 6120 §8.3.1: never answer an error or a result with an error */
-    struct tern_stanza_error e = {type, cond, NULL};
-    reply_to_sender(shard, from, tern_stanza_error_reply(stanza, &e));
+void tern_router_bounce(struct tern_shard *shard, const struct tern_xml *stanza,
+                        enum tern_error_type type, enum tern_stanza_cond cond) {
+    bounce(shard, stanza, type, cond, NULL);
 }
 
-static void handle_iq_for_server(struct tern_shard *shard, const struct tern_jid *from,
-                                 struct tern_xml *iq) {
-    const char *type = tern_xml_attr(iq, "type");
-    if (!type || (strcmp(type, "get") && strcmp(type, "set")))
-        return; /* results and errors to the server match nothing we sent: dropped */
+/* An IQ get/set for the server or for an account: the modules answer. */
+static void iq_for_modules(struct tern_shard *shard, struct tern_c2s *c,
+                           const struct tern_jid *from, const struct tern_jid *to,
+                           enum tern_iq_target target, struct tern_xml *iq) {
     struct tern_xml *payload = tern_xml_first_el(iq);
     if (!payload || !tern_xml_attr(iq, "id") || tern_xml_next(payload, NULL, NULL)) {
-        /* RFC 6120 §8.2.3: get/set carries exactly one child */
-        bounce(shard, from, iq, TERN_ET_MODIFY, TERN_SC_BAD_REQUEST);
+        /* RFC 6120 §8.2.3: get/set carries exactly one child and an id */
+        bounce(shard, iq, TERN_ET_MODIFY, TERN_SC_BAD_REQUEST, NULL);
         return;
     }
-    for (size_t i = 0; i < sizeof iq_handlers / sizeof iq_handlers[0]; i++) {
-        if (strcmp(payload->ns, iq_handlers[i].ns) == 0) {
-            struct tern_xml *reply = iq_handlers[i].handler(shard, from, iq);
-            if (reply)
-                reply_to_sender(shard, from, reply);
-            return;
-        }
-    }
-    bounce(shard, from, iq, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE);
+    struct tern_iq_ctx ctx = {
+        .shard = shard,
+        .session = c,
+        .from = from,
+        .to = to,
+        .iq = iq,
+        .payload = payload,
+        .target = target,
+    };
+    if (tern_modules_iq(&ctx) == TERN_PASS)
+        bounce(shard, iq, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE, NULL);
 }
 
-void tern_router_route(struct tern_shard *shard, const struct tern_jid *from,
-                       struct tern_xml *stanza) {
-    const struct tern_config *cfg = shard->server->cfg;
+/* An IQ to a local full JID: to that session, else answered for it. */
+static void iq_to_resource(struct tern_shard *shard, const struct tern_jid *to,
+                           struct tern_xml *iq) {
+    struct tern_session_ref ref;
+    char *bare = tern_jid_bare(to);
+    int found = tern_sessions_find(shard->server->sessions, bare, to->resource, &ref) == 0;
+    free(bare);
+    if (found) {
+        tern_router_to_session(shard, ref, tern_xml_ref(iq));
+        return;
+    }
+    /* RFC 6121 §8.5.3.2.1 / §8.5.2.2.1: no such resource. */
+    bounce(shard, iq, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE, NULL);
+}
+
+static void route_iq(struct tern_shard *shard, struct tern_c2s *c, const struct tern_jid *from,
+                     const struct tern_jid *to, int has_to, struct tern_xml *iq) {
+    const char *type = tern_xml_attr(iq, "type");
+    int request = type && (!strcmp(type, "get") || !strcmp(type, "set"));
+    int response = type && (!strcmp(type, "result") || !strcmp(type, "error"));
+    if (!request && !response) {
+        bounce(shard, iq, TERN_ET_MODIFY, TERN_SC_BAD_REQUEST, NULL);
+        return;
+    }
+    if (has_to && to->resource) {
+        if (to->local)
+            iq_to_resource(shard, to, iq);
+        else if (request)
+            bounce(shard, iq, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    if (response)
+        return; /* to the server or an account: it matches nothing we asked */
+    if (!has_to || !to->local) {
+        iq_for_modules(shard, c, from, to, TERN_IQ_TO_SERVER, iq);
+        return;
+    }
+    iq_for_modules(shard, c, from, to, TERN_IQ_TO_ACCOUNT, iq);
+}
+
+void tern_router_route(struct tern_c2s *c, struct tern_xml *stanza) {
+    struct tern_shard *shard = tern_c2s_shard(c);
+    const struct tern_jid *from = tern_c2s_jid(c);
     const char *to_s = tern_xml_attr(stanza, "to");
     struct tern_jid to = {0};
-    if (to_s && tern_jid_parse(&to, to_s) != 0) {
-        bounce(shard, from, stanza, TERN_ET_MODIFY, TERN_SC_JID_MALFORMED);
+    int has_to = to_s != NULL;
+
+    if (strcmp(stanza->name, "presence") == 0) {
+        tern_presence_outbound(c, stanza);
+        return;
+    }
+    if (has_to && tern_jid_parse(&to, to_s) != 0) {
+        bounce(shard, stanza, TERN_ET_MODIFY, TERN_SC_JID_MALFORMED, NULL);
         goto out;
     }
-    int for_server = !to_s || (!to.local && !to.resource && strcmp(to.domain, cfg->domain) == 0);
-    int for_own_bare = to_s && !to.resource && tern_jid_equal(&to, from, 1);
-    if (for_server || for_own_bare) {
-        /* RFC 6121 §8.5.1 / §10: the server answers on the account's behalf. */
-        if (strcmp(stanza->name, "iq") == 0)
-            handle_iq_for_server(shard, from, stanza);
-        goto out;
-    }
-    if (strcmp(to.domain, cfg->domain) != 0) {
-        bounce(shard, from, stanza, TERN_ET_CANCEL, TERN_SC_REMOTE_SERVER_NOT_FOUND);
-        goto out;
-    }
-    if (to.resource && to.local) {
-        struct tern_session_ref ref;
-        char *bare = tern_jid_bare(&to);
-        int found = tern_sessions_find(shard->server->sessions, bare, to.resource, &ref) == 0;
-        free(bare);
-        if (found) {
-            tern_router_to_session(shard, ref, tern_xml_ref(stanza));
-            goto out;
+    if (!has_to) {
+        /* RFC 6120 §10.3: no 'to' means the server (IQ) or the user's own bare JID. */
+        tern_jid_copy(&to, from);
+        if (strcmp(stanza->name, "iq") == 0) {
+            free(to.local);
+            to.local = NULL;
         }
+        free(to.resource);
+        to.resource = NULL;
     }
-    /* Nobody to take it. Presence is dropped quietly (RFC 6121 §4.3). */
-    if (strcmp(stanza->name, "presence") != 0)
-        bounce(shard, from, stanza, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE);
+    if (!is_local_domain(shard, &to)) {
+        /* No federation yet: RFC 6120 §8.3.3.13 */
+        bounce(shard, stanza, TERN_ET_CANCEL, TERN_SC_REMOTE_SERVER_NOT_FOUND, NULL);
+        goto out;
+    }
+    if (strcmp(stanza->name, "iq") == 0) {
+        route_iq(shard, c, from, &to, has_to, stanza);
+        goto out;
+    }
+    /* message */
+    if (!to.local) {
+        /* to the server itself: nothing here takes messages */
+        bounce(shard, stanza, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE, NULL);
+        goto out;
+    }
+    tern_message_deliver(shard, &to, tern_xml_ref(stanza));
+out:
+    tern_jid_free(&to);
+    tern_xml_unref(&stanza);
+}
+
+void tern_router_send(struct tern_shard *shard, struct tern_xml *stanza) {
+    const char *to_s = tern_xml_attr(stanza, "to");
+    struct tern_jid to = {0};
+    if (!to_s || tern_jid_parse(&to, to_s) != 0) {
+        tern_warn(COMP, "dropping <%s/> with a missing or invalid 'to'", stanza->name);
+        goto out;
+    }
+    if (!is_local_domain(shard, &to) || !to.local) {
+        tern_debug(COMP, "dropping <%s/> to %s: not a local account", stanza->name, to_s);
+        goto out;
+    }
+    if (strcmp(stanza->name, "presence") == 0) {
+        tern_presence_inbound(shard, &to, tern_xml_ref(stanza));
+    } else if (strcmp(stanza->name, "message") == 0) {
+        tern_message_deliver(shard, &to, tern_xml_ref(stanza));
+    } else if (to.resource) {
+        iq_to_resource(shard, &to, stanza);
+    } else {
+        tern_debug(COMP, "dropping <iq/> to the bare JID %s", to_s);
+    }
 out:
     tern_jid_free(&to);
     tern_xml_unref(&stanza);

@@ -11,9 +11,9 @@
 
 /* One bound resource of an account. */
 struct resource_entry {
-    struct resource_entry *next; /* next resource of the same account, in bind order */
-    struct tern_session_ref ref; /* where it lives */
-    char resource[];             /* the prepared resourcepart */
+    struct resource_entry *next;   /* next resource of the same account, in bind order */
+    struct tern_session_info info; /* where it lives and its presence facts */
+    char resource[];               /* the prepared resourcepart */
 };
 
 /* All bound resources of one bare JID. */
@@ -66,8 +66,9 @@ int tern_sessions_bind(struct tern_sessions *d, const char *bare, const char *re
     struct resource_entry **pp = &a->first;
     for (; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->resource, resource) == 0) {
-            *old = (*pp)->ref;
-            (*pp)->ref = ref;
+            *old = (*pp)->info.ref;
+            memset(&(*pp)->info, 0, sizeof(*pp)->info);
+            (*pp)->info.ref = ref;
             replaced = 1;
             break;
         }
@@ -76,7 +77,8 @@ int tern_sessions_bind(struct tern_sessions *d, const char *bare, const char *re
         size_t n = strlen(resource);
         struct resource_entry *r = tern_malloc(sizeof *r + n + 1);
         r->next = NULL;
-        r->ref = ref;
+        memset(&r->info, 0, sizeof r->info);
+        r->info.ref = ref;
         memcpy(r->resource, resource, n + 1);
         *pp = r;
         a->count++;
@@ -94,7 +96,7 @@ void tern_sessions_unbind(struct tern_sessions *d, const char *bare, const char 
         for (struct resource_entry **pp = &a->first; *pp; pp = &(*pp)->next) {
             struct resource_entry *r = *pp;
             if (strcmp(r->resource, resource) == 0) {
-                if (r->ref.uid == uid) {
+                if (r->info.ref.uid == uid) {
                     *pp = r->next;
                     free(r);
                     a->count--;
@@ -118,7 +120,7 @@ int tern_sessions_find(struct tern_sessions *d, const char *bare, const char *re
     struct account_entry *a = tern_map_gets(&d->map, bare);
     for (struct resource_entry *r = a ? a->first : NULL; r; r = r->next) {
         if (strcmp(r->resource, resource) == 0) {
-            *out = r->ref;
+            *out = r->info.ref;
             rc = 0;
             break;
         }
@@ -135,8 +137,52 @@ size_t tern_sessions_list(struct tern_sessions *d, const char *bare, struct tern
     if (a) {
         for (struct resource_entry *r = a->first; r; r = r->next, n++)
             if (n < max)
-                out[n] = r->ref;
+                out[n] = r->info.ref;
     }
+    uv_rwlock_rdunlock(&d->lock);
+    return n;
+}
+
+/* The entry of bare/resource if it still belongs to uid (lock held). */
+static struct resource_entry *entry_for(struct tern_sessions *d, const char *bare,
+                                        const char *resource, uint64_t uid) {
+    struct account_entry *a = tern_map_gets(&d->map, bare);
+    for (struct resource_entry *r = a ? a->first : NULL; r; r = r->next)
+        if (strcmp(r->resource, resource) == 0)
+            return r->info.ref.uid == uid ? r : NULL;
+    return NULL;
+}
+
+int tern_sessions_set_presence(struct tern_sessions *d, const char *bare, const char *resource,
+                               uint64_t uid, int available, int priority) {
+    uv_rwlock_wrlock(&d->lock);
+    struct resource_entry *r = entry_for(d, bare, resource, uid);
+    if (r) {
+        r->info.available = available;
+        r->info.priority = priority;
+    }
+    uv_rwlock_wrunlock(&d->lock);
+    return r ? 0 : TERN_E_NOTFOUND;
+}
+
+int tern_sessions_set_interested(struct tern_sessions *d, const char *bare, const char *resource,
+                                 uint64_t uid) {
+    uv_rwlock_wrlock(&d->lock);
+    struct resource_entry *r = entry_for(d, bare, resource, uid);
+    if (r)
+        r->info.interested = 1;
+    uv_rwlock_wrunlock(&d->lock);
+    return r ? 0 : TERN_E_NOTFOUND;
+}
+
+size_t tern_sessions_list_info(struct tern_sessions *d, const char *bare,
+                               struct tern_session_info *out, size_t max) {
+    size_t n = 0;
+    uv_rwlock_rdlock(&d->lock);
+    struct account_entry *a = tern_map_gets(&d->map, bare);
+    for (struct resource_entry *r = a ? a->first : NULL; r; r = r->next, n++)
+        if (n < max)
+            out[n] = r->info;
     uv_rwlock_rdunlock(&d->lock);
     return n;
 }

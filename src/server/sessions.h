@@ -45,6 +45,31 @@ int tern_sessions_find(struct tern_sessions *d, const char *bare, const char *re
 size_t tern_sessions_list(struct tern_sessions *d, const char *bare, struct tern_session_ref *out,
                           size_t max);
 
+/** What the router needs to know about a bound resource to deliver to it. */
+struct tern_session_info {
+    struct tern_session_ref ref; /* where it lives */
+    int available;               /* sent initial presence, not unavailable since */
+    int priority;                /* of its last available presence (-128..127) */
+    int interested;              /* requested the roster (RFC 6121 §2.1.6) */
+};
+
+/**
+ * Update the presence facts of bare/resource if it still refers to uid.
+ * Returns 0 or TERN_E_NOTFOUND.
+ */
+int tern_sessions_set_presence(struct tern_sessions *d, const char *bare, const char *resource,
+                               uint64_t uid, int available, int priority);
+/** Mark bare/resource (uid) as an interested resource. */
+int tern_sessions_set_interested(struct tern_sessions *d, const char *bare, const char *resource,
+                                 uint64_t uid);
+
+/**
+ * Copy up to max entries of bare's resources into out (bind order); returns
+ * how many are bound in total.
+ */
+size_t tern_sessions_list_info(struct tern_sessions *d, const char *bare,
+                               struct tern_session_info *out, size_t max);
+
 /** Number of bound sessions in the directory. */
 size_t tern_sessions_count(struct tern_sessions *d);
 

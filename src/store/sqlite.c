@@ -6,6 +6,7 @@
 #include "store/sqlite.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,8 @@
 /*
  * Numbered migrations. Each runs once, in order, inside the transaction that
  * records its number in schema_version. Never edit a migration that shipped:
- * add the next one (roster, offline messages, push registrations ...) and
- * raise TERN__SQLITE_SCHEMA_VERSION.
+ * add the next one (push registrations ...) and raise
+ * TERN__SQLITE_SCHEMA_VERSION.
  */
 struct migration {
     int version;     /* number recorded in schema_version once applied */
@@ -45,6 +46,45 @@ static const struct migration migrations[] = {
         " sha256_server BLOB NOT NULL,"
         " created_at INTEGER NOT NULL"
         ");"},
+    /*
+     * Rosters (RFC 6121) and offline messages (XEP-0160). Everything a user
+     * owns references accounts with ON DELETE CASCADE, so deleting the
+     * account removes it in the same statement; groups hang off their item.
+     * AUTOINCREMENT: an offline id is never reused, even after the newest
+     * message was deleted, so "delete up to id N" cannot hit a later message.
+     */
+    {2, "CREATE TABLE roster_items ("
+        " username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,"
+        " contact TEXT NOT NULL,"
+        " name TEXT,"
+        " subscription INTEGER NOT NULL CHECK (subscription BETWEEN 0 AND 3),"
+        " ask INTEGER NOT NULL,"
+        " pending_in INTEGER NOT NULL,"
+        " approved INTEGER NOT NULL,"
+        " hidden INTEGER NOT NULL,"
+        " PRIMARY KEY (username, contact)"
+        ");"
+        "CREATE INDEX roster_items_by_contact ON roster_items (contact, username);"
+        "CREATE TABLE roster_groups ("
+        " username TEXT NOT NULL,"
+        " contact TEXT NOT NULL,"
+        " name TEXT NOT NULL,"
+        " PRIMARY KEY (username, contact, name),"
+        " FOREIGN KEY (username, contact) REFERENCES roster_items (username, contact)"
+        "  ON DELETE CASCADE"
+        ");"
+        "CREATE TABLE roster_versions ("
+        " username TEXT PRIMARY KEY NOT NULL"
+        "  REFERENCES accounts (username) ON DELETE CASCADE,"
+        " version INTEGER NOT NULL"
+        ");"
+        "CREATE TABLE offline_messages ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,"
+        " stamp INTEGER NOT NULL,"
+        " xml BLOB NOT NULL"
+        ");"
+        "CREATE INDEX offline_messages_by_user ON offline_messages (username, id);"},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == TERN__SQLITE_SCHEMA_VERSION,
@@ -63,6 +103,23 @@ enum stmt_id {
     ST_ACC_UPDATE,
     ST_ACC_DELETE,
     ST_ACC_LIST,
+    ST_OP_SAVEPOINT,
+    ST_OP_RELEASE,
+    ST_OP_ROLLBACK_TO,
+    ST_ROSTER_SELECT,
+    ST_ROSTER_UPSERT,
+    ST_ROSTER_DELETE,
+    ST_ROSTER_CLEAR,
+    ST_ROSTER_HOLDERS,
+    ST_GROUPS_DELETE,
+    ST_GROUP_INSERT,
+    ST_RVER_BUMP,
+    ST_RVER_SELECT,
+    ST_RVER_DELETE,
+    ST_OFF_INSERT,
+    ST_OFF_SELECT,
+    ST_OFF_DELETE,
+    ST_OFF_COUNT,
     ST_COUNT
 };
 
@@ -85,6 +142,49 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " WHERE username = ?1",
     [ST_ACC_DELETE] = "DELETE FROM accounts WHERE username = ?1",
     [ST_ACC_LIST] = "SELECT username FROM accounts ORDER BY username",
+    /* An operation's own savepoint (see op_begin), nested in tern_job if any. */
+    [ST_OP_SAVEPOINT] = "SAVEPOINT tern_op",
+    [ST_OP_RELEASE] = "RELEASE tern_op",
+    [ST_OP_ROLLBACK_TO] = "ROLLBACK TO tern_op",
+    /* One statement, so the version and the items come from one snapshot even
+     * without a transaction. The outer row for ?1 makes a user with a version
+     * but no items still return one row (with a NULL contact). */
+    [ST_ROSTER_SELECT] = "SELECT v.version, i.contact, i.name, i.subscription, i.ask, i.pending_in,"
+                         " i.approved, i.hidden, g.name"
+                         " FROM (SELECT ?1 AS username) AS u"
+                         " LEFT JOIN roster_versions AS v ON v.username = u.username"
+                         " LEFT JOIN roster_items AS i ON i.username = u.username"
+                         " LEFT JOIN roster_groups AS g"
+                         "  ON g.username = i.username AND g.contact = i.contact"
+                         " ORDER BY i.contact, g.name",
+    /* An upsert, not INSERT OR REPLACE: REPLACE deletes the old row, which
+     * would cascade into the groups behind our back. */
+    [ST_ROSTER_UPSERT] = "INSERT INTO roster_items (username, contact, name, subscription, ask,"
+                         " pending_in, approved, hidden) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                         " ON CONFLICT (username, contact) DO UPDATE SET name = excluded.name,"
+                         " subscription = excluded.subscription, ask = excluded.ask,"
+                         " pending_in = excluded.pending_in, approved = excluded.approved,"
+                         " hidden = excluded.hidden",
+    [ST_ROSTER_DELETE] = "DELETE FROM roster_items WHERE username = ?1 AND contact = ?2",
+    [ST_ROSTER_CLEAR] = "DELETE FROM roster_items WHERE username = ?1",
+    [ST_ROSTER_HOLDERS] = "SELECT username FROM roster_items WHERE contact = ?1 ORDER BY username",
+    [ST_GROUPS_DELETE] = "DELETE FROM roster_groups WHERE username = ?1 AND contact = ?2",
+    /* A group named twice in one item is stored once. */
+    [ST_GROUP_INSERT] = "INSERT INTO roster_groups (username, contact, name) VALUES (?1, ?2, ?3)"
+                        " ON CONFLICT DO NOTHING",
+    [ST_RVER_BUMP] = "INSERT INTO roster_versions (username, version) VALUES (?1, 1)"
+                     " ON CONFLICT (username) DO UPDATE SET version = version + 1",
+    [ST_RVER_SELECT] = "SELECT version FROM roster_versions WHERE username = ?1",
+    [ST_RVER_DELETE] = "DELETE FROM roster_versions WHERE username = ?1",
+    /* Count and insert in one statement: atomic without a transaction, and no
+     * read that must later upgrade to a write lock. ?4 <= 0: no quota. */
+    [ST_OFF_INSERT] = "INSERT INTO offline_messages (username, stamp, xml) SELECT ?1, ?2, ?3"
+                      " WHERE ?4 <= 0"
+                      " OR (SELECT COUNT(*) FROM offline_messages WHERE username = ?1) < ?4",
+    [ST_OFF_SELECT] = "SELECT id, stamp, xml FROM offline_messages WHERE username = ?1"
+                      " ORDER BY id",
+    [ST_OFF_DELETE] = "DELETE FROM offline_messages WHERE username = ?1 AND id <= ?2",
+    [ST_OFF_COUNT] = "SELECT COUNT(*) FROM offline_messages WHERE username = ?1",
 };
 
 struct sqlite_backend {
@@ -100,13 +200,19 @@ static struct sqlite_backend *from_base(struct tern_store_backend *b) {
 
 /*
  * Map a SQLite result code to a tern_err. An existing key is an expected
- * answer (adduser of a taken name) and only logged at debug; anything else
- * is logged at warn with SQLite's own message.
+ * answer (adduser of a taken name), and so is a missing account under a
+ * roster item or offline message (the foreign key); both are only logged at
+ * debug. Anything else is logged at warn with SQLite's own message.
  */
 static int fail(struct sqlite_backend *sb, int rc, const char *what) {
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
         tern_debug("store", "sqlite %s: %s: %s", sb->path, what, sqlite3_errmsg(sb->db));
         return TERN_E_EXISTS;
+    }
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        tern_debug("store", "sqlite %s: %s: %s (no such account)", sb->path, what,
+                   sqlite3_errmsg(sb->db));
+        return TERN_E_NOTFOUND;
     }
     tern_warn("store", "sqlite %s: %s: %s", sb->path, what, sqlite3_errmsg(sb->db));
     switch (rc & 0xff) {
@@ -129,6 +235,54 @@ static int step_done(struct sqlite_backend *sb, enum stmt_id id, const char *wha
 static void finish(sqlite3_stmt *st) {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+}
+
+/* After a failed bind: map the error and reset the statement. */
+static int bind_failed(struct sqlite_backend *sb, sqlite3_stmt *st, int rc, const char *what) {
+    rc = fail(sb, rc, what);
+    finish(st);
+    return rc;
+}
+
+/* Bind user to ?1 and, when contact is not NULL, contact to ?2. */
+static int bind_user(struct sqlite_backend *sb, enum stmt_id id, const char *user,
+                     const char *contact, const char *what) {
+    sqlite3_stmt *st = sb->stmt[id];
+    int rc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && contact)
+        rc = sqlite3_bind_text(st, 2, contact, -1, SQLITE_STATIC);
+    return rc == SQLITE_OK ? 0 : bind_failed(sb, st, rc, what);
+}
+
+/* Step a statement whose parameters are bound and that yields rows of one
+ * text column into a malloc'd array of malloc'd strings; resets it. */
+static int read_strings(struct sqlite_backend *sb, enum stmt_id id, const char *what, char ***out,
+                        size_t *n) {
+    sqlite3_stmt *st = sb->stmt[id];
+    char **list = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *s = sqlite3_column_text(st, 0);
+        if (!s)
+            continue;
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16;
+            list = tern_realloc(list, cap * sizeof *list);
+        }
+        list[len++] = tern_strdup((const char *)s);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = fail(sb, rc, what);
+        finish(st);
+        tern_store_free_list(list, len);
+        return rc;
+    }
+    finish(st);
+    *out = list;
+    *n = len;
+    return 0;
 }
 
 /* ---- transactions ---------------------------------------------------------- */
@@ -301,32 +455,325 @@ static int sq_account_delete(struct tern_store_backend *b, const char *user) {
 }
 
 static int sq_account_list(struct tern_store_backend *b, char ***users, size_t *n) {
+    return read_strings(from_base(b), ST_ACC_LIST, "account_list", users, n);
+}
+
+/* ---- one operation, several statements --------------------------------------- */
+
+/*
+ * An operation of several statements runs in its own savepoint, so that it is
+ * all-or-nothing wherever it is called: inside the store's group transaction
+ * the savepoint nests in tern_job and RELEASE only folds it into the outer
+ * transaction (nothing is committed); called by ternctl without a
+ * transaction, it is the transaction, as a single statement would be.
+ */
+static int op_begin(struct sqlite_backend *sb, const char *what) {
+    return step_done(sb, ST_OP_SAVEPOINT, what);
+}
+
+/* Keep the operation's work if rc is 0, else undo it; returns rc or the end's error. */
+static int op_end(struct sqlite_backend *sb, int rc, const char *what) {
+    if (rc == 0) {
+        rc = step_done(sb, ST_OP_RELEASE, what);
+        if (rc == 0)
+            return 0;
+    }
+    /* SQLite may have rolled back the whole transaction on its own (a disk
+     * error): then there is no savepoint left, and nothing to undo. */
+    if (!sqlite3_get_autocommit(sb->db) && step_done(sb, ST_OP_ROLLBACK_TO, what) == 0)
+        step_done(sb, ST_OP_RELEASE, what);
+    return rc;
+}
+
+/* ---- roster ---------------------------------------------------------------- */
+
+static int item_valid(const struct tern_roster_item *item) {
+    int sub = (int)item->sub;
+    if (!item->jid || sub < TERN_SUB_NONE || sub > TERN_SUB_BOTH)
+        return 0;
+    if (item->ngroups && !item->groups)
+        return 0;
+    for (size_t i = 0; i < item->ngroups; i++)
+        if (!item->groups[i])
+            return 0;
+    return 1;
+}
+
+/* RFC 6121 §2.6: the version changes with every change of the roster. */
+static int bump_version(struct sqlite_backend *sb, const char *user, uint64_t *version,
+                        const char *what) {
+    int rc = bind_user(sb, ST_RVER_BUMP, user, NULL, what);
+    if (rc == 0)
+        rc = step_done(sb, ST_RVER_BUMP, what);
+    if (rc == 0)
+        rc = bind_user(sb, ST_RVER_SELECT, user, NULL, what);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = sb->stmt[ST_RVER_SELECT];
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (version)
+            *version = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else {
+        /* SQLITE_DONE cannot happen right after the upsert; treat it as I/O. */
+        rc = fail(sb, rc == SQLITE_DONE ? SQLITE_ERROR : rc, what);
+    }
+    finish(st);
+    return rc;
+}
+
+/* Append a copy of the current row's item (columns 1 .. 7) to r. */
+static struct tern_roster_item *add_item(struct tern_roster *r, size_t *cap, sqlite3_stmt *st) {
+    if (r->n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        r->items = tern_realloc(r->items, *cap * sizeof *r->items);
+    }
+    struct tern_roster_item *it = &r->items[r->n++];
+    memset(it, 0, sizeof *it);
+    it->jid = tern_strdup((const char *)sqlite3_column_text(st, 1));
+    it->name = tern_strdup((const char *)sqlite3_column_text(st, 2));
+    it->sub = (enum tern_sub)sqlite3_column_int(st, 3); /* CHECKed to 0 .. 3 */
+    it->ask = sqlite3_column_int(st, 4) != 0;
+    it->pending_in = sqlite3_column_int(st, 5) != 0;
+    it->approved = sqlite3_column_int(st, 6) != 0;
+    it->hidden = sqlite3_column_int(st, 7) != 0;
+    return it;
+}
+
+static int sq_roster_get(struct tern_store_backend *b, const char *user, struct tern_roster *out) {
     struct sqlite_backend *sb = from_base(b);
-    sqlite3_stmt *st = sb->stmt[ST_ACC_LIST];
-    char **list = NULL;
+    sqlite3_stmt *st = sb->stmt[ST_ROSTER_SELECT];
+    struct tern_roster r = {0};
+    size_t cap = 0, gcap = 0; /* allocated items; allocated groups of the last item */
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if ((rc = bind_user(sb, ST_ROSTER_SELECT, user, NULL, "roster_get")) < 0)
+        return rc;
+    /* One row per (item, group), ordered by contact then group: an item's
+     * rows are adjacent, so a new contact starts a new item. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+            r.version = (uint64_t)sqlite3_column_int64(st, 0);
+        const char *contact = (const char *)sqlite3_column_text(st, 1);
+        if (!contact)
+            continue; /* no items: the row only carries the version */
+        struct tern_roster_item *it = r.n ? &r.items[r.n - 1] : NULL;
+        if (!it || strcmp(it->jid, contact) != 0) {
+            it = add_item(&r, &cap, st);
+            gcap = 0;
+        }
+        const char *group = (const char *)sqlite3_column_text(st, 8);
+        if (!group)
+            continue;
+        if (it->ngroups == gcap) {
+            gcap = gcap ? gcap * 2 : 4;
+            it->groups = tern_realloc(it->groups, gcap * sizeof *it->groups);
+        }
+        it->groups[it->ngroups++] = tern_strdup(group);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = fail(sb, rc, "roster_get");
+        finish(st);
+        tern_roster_free(&r);
+        return rc;
+    }
+    finish(st);
+    *out = r;
+    return 0;
+}
+
+/* Write the item's row and replace its groups. */
+static int put_item(struct sqlite_backend *sb, const char *user,
+                    const struct tern_roster_item *item) {
+    const char *what = "roster_put";
+    sqlite3_stmt *st = sb->stmt[ST_ROSTER_UPSERT];
+    int rc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, item->jid, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) /* a NULL name binds NULL */
+        rc = sqlite3_bind_text(st, 3, item->name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 4, (int)item->sub);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 5, item->ask != 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 6, item->pending_in != 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 7, item->approved != 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 8, item->hidden != 0);
+    if (rc != SQLITE_OK)
+        return bind_failed(sb, st, rc, what);
+    if ((rc = step_done(sb, ST_ROSTER_UPSERT, what)) < 0)
+        return rc;
+
+    if ((rc = bind_user(sb, ST_GROUPS_DELETE, user, item->jid, what)) < 0 ||
+        (rc = step_done(sb, ST_GROUPS_DELETE, what)) < 0)
+        return rc;
+    st = sb->stmt[ST_GROUP_INSERT];
+    for (size_t i = 0; i < item->ngroups; i++) {
+        if ((rc = bind_user(sb, ST_GROUP_INSERT, user, item->jid, what)) < 0)
+            return rc;
+        rc = sqlite3_bind_text(st, 3, item->groups[i], -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+            return bind_failed(sb, st, rc, what);
+        if ((rc = step_done(sb, ST_GROUP_INSERT, what)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int sq_roster_put(struct tern_store_backend *b, const char *user,
+                         const struct tern_roster_item *item, uint64_t *version) {
+    struct sqlite_backend *sb = from_base(b);
+    if (!item_valid(item))
+        return TERN_E_INVAL;
+    int rc = op_begin(sb, "roster_put");
+    if (rc < 0)
+        return rc;
+    rc = put_item(sb, user, item);
+    if (rc == 0)
+        rc = bump_version(sb, user, version, "roster_put");
+    return op_end(sb, rc, "roster_put");
+}
+
+static int sq_roster_del(struct tern_store_backend *b, const char *user, const char *contact,
+                         uint64_t *version) {
+    struct sqlite_backend *sb = from_base(b);
+    int rc = op_begin(sb, "roster_del");
+    if (rc < 0)
+        return rc;
+    /* The item's groups go with it (ON DELETE CASCADE). */
+    rc = bind_user(sb, ST_ROSTER_DELETE, user, contact, "roster_del");
+    if (rc == 0)
+        rc = step_done(sb, ST_ROSTER_DELETE, "roster_del");
+    if (rc == 0 && sqlite3_changes(sb->db) == 0)
+        rc = TERN_E_NOTFOUND;
+    if (rc == 0)
+        rc = bump_version(sb, user, version, "roster_del");
+    return op_end(sb, rc, "roster_del");
+}
+
+static int sq_roster_holders(struct tern_store_backend *b, const char *contact, char ***users,
+                             size_t *n) {
+    struct sqlite_backend *sb = from_base(b);
+    /* ?1 of this statement is the contact. */
+    int rc = bind_user(sb, ST_ROSTER_HOLDERS, contact, NULL, "roster_holders");
+    if (rc < 0)
+        return rc;
+    return read_strings(sb, ST_ROSTER_HOLDERS, "roster_holders", users, n);
+}
+
+static int sq_roster_clear(struct tern_store_backend *b, const char *user) {
+    struct sqlite_backend *sb = from_base(b);
+    int rc = op_begin(sb, "roster_clear");
+    if (rc < 0)
+        return rc;
+    rc = bind_user(sb, ST_ROSTER_CLEAR, user, NULL, "roster_clear");
+    if (rc == 0)
+        rc = step_done(sb, ST_ROSTER_CLEAR, "roster_clear");
+    if (rc == 0)
+        rc = bind_user(sb, ST_RVER_DELETE, user, NULL, "roster_clear");
+    if (rc == 0)
+        rc = step_done(sb, ST_RVER_DELETE, "roster_clear");
+    return op_end(sb, rc, "roster_clear");
+}
+
+/* ---- offline messages (XEP-0160) --------------------------------------------- */
+
+static int sq_offline_put(struct tern_store_backend *b, const char *user, const char *xml,
+                          size_t len, int64_t stamp, int quota, int64_t *id) {
+    struct sqlite_backend *sb = from_base(b);
+    sqlite3_stmt *st = sb->stmt[ST_OFF_INSERT];
+    if (!xml && len)
+        return TERN_E_INVAL;
+    int rc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)stamp);
+    if (rc == SQLITE_OK) /* "" for an empty message: a NULL pointer would bind NULL */
+        rc = sqlite3_bind_blob64(st, 3, xml ? xml : "", (sqlite3_uint64)len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 4, quota);
+    if (rc != SQLITE_OK)
+        return bind_failed(sb, st, rc, "offline_put");
+    if ((rc = step_done(sb, ST_OFF_INSERT, "offline_put")) < 0)
+        return rc;
+    if (sqlite3_changes(sb->db) == 0)
+        return TERN_E_LIMIT; /* the WHERE refused: the user holds quota messages */
+    if (id)
+        *id = (int64_t)sqlite3_last_insert_rowid(sb->db);
+    return 0;
+}
+
+static int sq_offline_get(struct tern_store_backend *b, const char *user,
+                          struct tern_offline_msg **msgs, size_t *n) {
+    struct sqlite_backend *sb = from_base(b);
+    sqlite3_stmt *st = sb->stmt[ST_OFF_SELECT];
+    struct tern_offline_msg *list = NULL;
     size_t len = 0, cap = 0;
     int rc;
 
+    *msgs = NULL;
+    *n = 0;
+    if ((rc = bind_user(sb, ST_OFF_SELECT, user, NULL, "offline_get")) < 0)
+        return rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *name = sqlite3_column_text(st, 0);
-        if (!name)
-            continue;
         if (len == cap) {
             cap = cap ? cap * 2 : 16;
             list = tern_realloc(list, cap * sizeof *list);
         }
-        list[len++] = tern_strdup((const char *)name);
+        struct tern_offline_msg *m = &list[len++];
+        m->id = (int64_t)sqlite3_column_int64(st, 0);
+        m->stamp = (int64_t)sqlite3_column_int64(st, 1);
+        const void *p = sqlite3_column_blob(st, 2);
+        m->len = (size_t)sqlite3_column_bytes(st, 2);
+        /* NUL-terminated as well, so that a parser taking strings can use it. */
+        m->xml = tern_malloc(m->len + 1);
+        if (m->len)
+            memcpy(m->xml, p, m->len);
+        m->xml[m->len] = '\0';
     }
     if (rc != SQLITE_DONE) {
-        rc = fail(sb, rc, "account_list");
+        rc = fail(sb, rc, "offline_get");
         finish(st);
-        tern_store_free_list(list, len);
+        tern_offline_msgs_free(list, len);
         return rc;
     }
     finish(st);
-    *users = list;
+    *msgs = list;
     *n = len;
     return 0;
+}
+
+static int sq_offline_del(struct tern_store_backend *b, const char *user, int64_t upto) {
+    struct sqlite_backend *sb = from_base(b);
+    sqlite3_stmt *st = sb->stmt[ST_OFF_DELETE];
+    int rc = bind_user(sb, ST_OFF_DELETE, user, NULL, "offline_del");
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)upto);
+    if (rc != SQLITE_OK)
+        return bind_failed(sb, st, rc, "offline_del");
+    return step_done(sb, ST_OFF_DELETE, "offline_del");
+}
+
+static int sq_offline_count(struct tern_store_backend *b, const char *user, size_t *n) {
+    struct sqlite_backend *sb = from_base(b);
+    sqlite3_stmt *st = sb->stmt[ST_OFF_COUNT];
+    int rc = bind_user(sb, ST_OFF_COUNT, user, NULL, "offline_count");
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *n = (size_t)sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else {
+        rc = fail(sb, rc == SQLITE_DONE ? SQLITE_ERROR : rc, "offline_count");
+    }
+    finish(st);
+    return rc;
 }
 
 /* ---- open / close ---------------------------------------------------------- */
@@ -354,6 +801,15 @@ static const struct tern_store_backend_ops sqlite_ops = {
     .account_set = sq_account_set,
     .account_delete = sq_account_delete,
     .account_list = sq_account_list,
+    .roster_get = sq_roster_get,
+    .roster_put = sq_roster_put,
+    .roster_del = sq_roster_del,
+    .roster_holders = sq_roster_holders,
+    .roster_clear = sq_roster_clear,
+    .offline_put = sq_offline_put,
+    .offline_get = sq_offline_get,
+    .offline_del = sq_offline_del,
+    .offline_count = sq_offline_count,
     .close = sq_close,
 };
 

@@ -61,6 +61,32 @@ void tern_store_free_list(char **list, size_t n) {
     free(list);
 }
 
+/* ---- results of the roster and offline operations ------------------------------ */
+
+void tern_roster_item_free(struct tern_roster_item *item) {
+    if (!item)
+        return;
+    free(item->jid);
+    free(item->name);
+    tern_store_free_list(item->groups, item->ngroups);
+    memset(item, 0, sizeof *item);
+}
+
+void tern_roster_free(struct tern_roster *roster) {
+    if (!roster)
+        return;
+    for (size_t i = 0; i < roster->n; i++)
+        tern_roster_item_free(&roster->items[i]);
+    free(roster->items);
+    memset(roster, 0, sizeof *roster);
+}
+
+void tern_offline_msgs_free(struct tern_offline_msg *msgs, size_t n) {
+    for (size_t i = 0; msgs && i < n; i++)
+        free(msgs[i].xml);
+    free(msgs);
+}
+
 /* ---- the asynchronous front -------------------------------------------------- */
 
 struct tern_store {

@@ -3,6 +3,7 @@
 #define TERN_STORE_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -10,6 +11,52 @@
 
 struct tern_config;
 struct tern_store_backend;
+
+/** Subscription states of a roster item (RFC 6121 §2.1.2.5). */
+enum tern_sub {
+    TERN_SUB_NONE = 0,
+    TERN_SUB_TO = 1,   /* the user receives the contact's presence */
+    TERN_SUB_FROM = 2, /* the contact receives the user's presence */
+    TERN_SUB_BOTH = 3, /* TO | FROM */
+};
+
+/**
+ * One roster item of a user, with the server-side subscription state of
+ * RFC 6121 Appendix A. Strings are owned by the item.
+ */
+struct tern_roster_item {
+    char *jid;         /* contact bare JID, prepared */
+    char *name;        /* handle, or NULL */
+    enum tern_sub sub; /* subscription */
+    int ask;           /* Pending Out: the user asked to subscribe, no answer yet */
+    int pending_in;    /* Pending In: the contact asked to subscribe, not yet answered */
+    int approved;      /* subscription pre-approved by the user (RFC 6121 §3.4) */
+    int hidden;        /* kept only to remember Pending In; not part of the client's roster */
+    char **groups;     /* group names */
+    size_t ngroups;    /* entries in groups */
+};
+
+/** A user's roster and its version (RFC 6121 §2.6: bumped on every change). */
+struct tern_roster {
+    struct tern_roster_item *items; /* sorted by jid */
+    size_t n;                       /* entries in items */
+    uint64_t version;               /* 0 for a user whose roster never changed */
+};
+
+/** One message held in offline storage (XEP-0160). */
+struct tern_offline_msg {
+    int64_t id;    /* increasing per database */
+    int64_t stamp; /* when it was stored, Unix time in milliseconds */
+    char *xml;     /* the stanza as serialized (jabber:client default namespace), NUL-terminated */
+    size_t len;    /* bytes in xml */
+};
+
+/** Free what item owns (not item itself, which usually sits in an array) and zero it. */
+void tern_roster_item_free(struct tern_roster_item *item);
+/** Free every item and the array of a roster from roster_get, and zero it. */
+void tern_roster_free(struct tern_roster *roster);
+/** Free an array of n messages from offline_get (NULL is fine). */
+void tern_offline_msgs_free(struct tern_offline_msg *msgs, size_t n);
 
 /**
  * A backend's synchronous operations. They block, so ternd only ever calls
@@ -44,6 +91,40 @@ struct tern_store_backend_ops {
     /** All usernames, sorted; *users is a malloc'd array of malloc'd strings. */
     int (*account_list)(struct tern_store_backend *b, char ***users, size_t *n);
 
+    /*
+     * roster (RFC 6121 §2); usernames are localparts, contacts bare JIDs.
+     * Rosters and offline messages belong to an account: a write for a user
+     * without one fails with TERN_E_NOTFOUND, and account_delete removes them.
+     */
+    /** The user's whole roster, hidden items included (the caller filters). */
+    int (*roster_get)(struct tern_store_backend *b, const char *user, struct tern_roster *out);
+    /** Insert or replace item (keyed by item->jid); bumps and returns the roster version. */
+    int (*roster_put)(struct tern_store_backend *b, const char *user,
+                      const struct tern_roster_item *item, uint64_t *version);
+    /** Remove the item for contact (TERN_E_NOTFOUND if absent); bumps the version. */
+    int (*roster_del)(struct tern_store_backend *b, const char *user, const char *contact,
+                      uint64_t *version);
+    /** Every user (localpart) whose roster has an item for contact, sorted. */
+    int (*roster_holders)(struct tern_store_backend *b, const char *contact, char ***users,
+                          size_t *n);
+    /** Remove the user's whole roster (account deletion). */
+    int (*roster_clear)(struct tern_store_backend *b, const char *user);
+
+    /* offline storage (XEP-0160) */
+    /**
+     * Store a message for user unless the user already holds quota messages
+     * (then TERN_E_LIMIT and nothing is stored). *id gets the new id.
+     */
+    int (*offline_put)(struct tern_store_backend *b, const char *user, const char *xml, size_t len,
+                       int64_t stamp, int quota, int64_t *id);
+    /** The user's messages, oldest first. */
+    int (*offline_get)(struct tern_store_backend *b, const char *user,
+                       struct tern_offline_msg **msgs, size_t *n);
+    /** Delete the user's messages with id <= upto (those delivered). */
+    int (*offline_del)(struct tern_store_backend *b, const char *user, int64_t upto);
+    /** How many messages the user holds. */
+    int (*offline_count)(struct tern_store_backend *b, const char *user, size_t *n);
+
     void (*close)(struct tern_store_backend *b);
 };
 
@@ -60,6 +141,17 @@ int tern_store_backend_open(const struct tern_config *cfg, struct tern_store_bac
                             char *err, size_t errlen);
 /** Close and free; sets *b to NULL. */
 void tern_store_backend_close(struct tern_store_backend **b);
+/**
+ * Delete the account user (localpart; bare is user@domain): remove bare from
+ * every roster that holds it, then the account with its roster, offline
+ * messages and keys. Run it inside one transaction. On success *holders
+ * (free with tern_store_free_list) are the users whose roster lost the
+ * item and *versions (free()) their new roster versions, *n entries.
+ * TERN_E_NOTFOUND for an unknown user.
+ */
+int tern_store_account_purge(struct tern_store_backend *b, const char *user, const char *bare,
+                             char ***holders, uint64_t **versions, size_t *n);
+
 /** Free an array returned by account_list. */
 void tern_store_free_list(char **list, size_t n);
 

@@ -75,4 +75,13 @@ void tern_xml_parser_reset(struct tern_xml_parser *p);
 /** Change the limits (e.g. raise max_stanza_size after authentication). */
 void tern_xml_parser_set_limits(struct tern_xml_parser *p, const struct tern_xml_limits *limits);
 
+/**
+ * Parse one complete element in the default namespace content_ns (for
+ * instance a stanza read back from storage). Returns 0 and the tree in *out
+ * (refs 1), or TERN_E_INVAL if data is not exactly one well-formed element
+ * within max_size bytes and max_depth levels.
+ */
+int tern_xml_parse_one(const char *content_ns, const char *data, size_t len, size_t max_size,
+                       int max_depth, struct tern_xml **out);
+
 #endif

@@ -1,4 +1,4 @@
-/* Shared helpers for the store unit tests: temporary directories, test credentials. */
+/* Shared helpers for the store unit tests: temporary directories, test credentials, backends. */
 #ifndef TERN_TESTS_UNIT_STORE_HELPERS_H
 #define TERN_TESTS_UNIT_STORE_HELPERS_H
 
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "store/store.h"
 #include "xmpp/scram.h"
 
 /* A fresh directory under $TMPDIR (or /tmp); caller frees the string. */
@@ -81,6 +82,24 @@ static inline int test_creds_equal(const struct tern_scram_creds *a,
                                    const struct tern_scram_creds *b) {
     return a->salt_len == b->salt_len && memcmp(a->salt, b->salt, a->salt_len) == 0 &&
            a->iterations == b->iterations && memcmp(a->keys, b->keys, sizeof a->keys) == 0;
+}
+
+/* Open the configured backend at store_path; NULL (and a message on stderr) on failure. */
+static inline struct tern_store_backend *test_backend_open(char *data_dir, char *store_path) {
+    struct tern_config cfg = test_config(data_dir, store_path);
+    struct tern_store_backend *b = NULL;
+    char err[512] = "";
+    if (tern_store_backend_open(&cfg, &b, err, sizeof err) != 0) {
+        fprintf(stderr, "open failed: %s\n", err);
+        return NULL;
+    }
+    return b;
+}
+
+/* Create an account for user (rosters and offline messages need one); 0 or tern_err. */
+static inline int test_add_account(struct tern_store_backend *b, const char *user) {
+    struct tern_scram_creds c = test_creds(1);
+    return b->ops->account_create(b, user, &c);
 }
 
 #endif

@@ -76,6 +76,39 @@ static int c_account_delete(struct tern_store_backend *b, const char *u) {
 static int c_account_list(struct tern_store_backend *b, char ***users, size_t *n) {
     return counting_of(b)->inner->ops->account_list(counting_of(b)->inner, users, n);
 }
+static int c_roster_get(struct tern_store_backend *b, const char *u, struct tern_roster *r) {
+    return counting_of(b)->inner->ops->roster_get(counting_of(b)->inner, u, r);
+}
+static int c_roster_put(struct tern_store_backend *b, const char *u,
+                        const struct tern_roster_item *it, uint64_t *v) {
+    return counting_of(b)->inner->ops->roster_put(counting_of(b)->inner, u, it, v);
+}
+static int c_roster_del(struct tern_store_backend *b, const char *u, const char *contact,
+                        uint64_t *v) {
+    return counting_of(b)->inner->ops->roster_del(counting_of(b)->inner, u, contact, v);
+}
+static int c_roster_holders(struct tern_store_backend *b, const char *contact, char ***users,
+                            size_t *n) {
+    return counting_of(b)->inner->ops->roster_holders(counting_of(b)->inner, contact, users, n);
+}
+static int c_roster_clear(struct tern_store_backend *b, const char *u) {
+    return counting_of(b)->inner->ops->roster_clear(counting_of(b)->inner, u);
+}
+static int c_offline_put(struct tern_store_backend *b, const char *u, const char *xml, size_t len,
+                         int64_t stamp, int quota, int64_t *id) {
+    return counting_of(b)->inner->ops->offline_put(counting_of(b)->inner, u, xml, len, stamp, quota,
+                                                   id);
+}
+static int c_offline_get(struct tern_store_backend *b, const char *u,
+                         struct tern_offline_msg **msgs, size_t *n) {
+    return counting_of(b)->inner->ops->offline_get(counting_of(b)->inner, u, msgs, n);
+}
+static int c_offline_del(struct tern_store_backend *b, const char *u, int64_t upto) {
+    return counting_of(b)->inner->ops->offline_del(counting_of(b)->inner, u, upto);
+}
+static int c_offline_count(struct tern_store_backend *b, const char *u, size_t *n) {
+    return counting_of(b)->inner->ops->offline_count(counting_of(b)->inner, u, n);
+}
 static void c_close(struct tern_store_backend *b) {
     struct counting *c = counting_of(b);
     tern_store_backend_close(&c->inner);
@@ -95,6 +128,15 @@ static const struct tern_store_backend_ops counting_ops = {
     .account_set = c_account_set,
     .account_delete = c_account_delete,
     .account_list = c_account_list,
+    .roster_get = c_roster_get,
+    .roster_put = c_roster_put,
+    .roster_del = c_roster_del,
+    .roster_holders = c_roster_holders,
+    .roster_clear = c_roster_clear,
+    .offline_put = c_offline_put,
+    .offline_get = c_offline_get,
+    .offline_del = c_offline_del,
+    .offline_count = c_offline_count,
     .close = c_close,
 };
 
@@ -117,14 +159,19 @@ enum kind {
     K_GET,         /* get user */
     K_COUNT,       /* count accounts into n */
     K_GATE,        /* block the store thread until the test releases it */
+    K_OFFLINE,     /* store an offline message for user, quota OFFLINE_QUOTA */
+    K_OFF_COUNT,   /* count user's offline messages into n */
 };
+
+#define OFFLINE_QUOTA 3 /* quota of K_OFFLINE jobs */
 
 struct tjob {
     struct tern_store_job job; /* embedded, as real callers do */
     struct fixture *fx;        /* test state */
     enum kind kind;            /* what run does */
     char user[32];             /* account name */
-    size_t n;                  /* K_COUNT result */
+    size_t n;                  /* K_COUNT, K_OFF_COUNT result */
+    int64_t id;                /* K_OFFLINE: id of the stored message */
     int runs;                  /* times run was called */
     int dones;                 /* times done was called */
     int err;                   /* err given to done */
@@ -164,6 +211,8 @@ static int tjob_run(struct tern_store_backend *b, struct tern_store_job *job) {
         uv_sem_post(&t->fx->gate_entered);
         uv_sem_wait(&t->fx->gate_release);
         return 0;
+    case K_OFFLINE: return b->ops->offline_put(b, t->user, "<m/>", 4, 0, OFFLINE_QUOTA, &t->id);
+    case K_OFF_COUNT: return b->ops->offline_count(b, t->user, &t->n);
     }
     return TERN_E_INVAL;
 }
@@ -197,7 +246,7 @@ static void tjob_init(struct tjob *t, struct fixture *fx, enum kind kind, const 
         snprintf(t->user, sizeof t->user, "%s", user);
     t->job.run = tjob_run;
     t->job.done = tjob_done;
-    t->job.write = kind == K_CREATE || kind == K_CREATE_FAIL;
+    t->job.write = kind == K_CREATE || kind == K_CREATE_FAIL || kind == K_OFFLINE;
 }
 
 static void submit(struct fixture *fx, struct tjob *t) {
@@ -374,6 +423,58 @@ static void test_failing_job_keeps_others(void **state) {
     assert_int_equal(count_accounts(fx), 2);
 }
 
+/* XEP-0160 quota inside group commit: the message over quota fails alone;
+ * the writes around it, before and after, commit in the same transaction. */
+static void test_offline_over_quota_fails_alone(void **state) {
+    struct fixture *fx = *state;
+    struct tjob alice, gate, off[OFFLINE_QUOTA + 1], bob, bob_off, count;
+
+    tjob_init(&alice, fx, K_CREATE, "alice");
+    submit(fx, &alice);
+    run_until(fx, 1);
+    assert_int_equal(alice.err, 0);
+    int begins = fx->counter->begins, commits = fx->counter->commits;
+
+    gate_close(fx, &gate);
+    for (int i = 0; i <= OFFLINE_QUOTA; i++) {
+        tjob_init(&off[i], fx, K_OFFLINE, "alice");
+        submit(fx, &off[i]);
+    }
+    tjob_init(&bob, fx, K_CREATE, "bob");
+    tjob_init(&bob_off, fx, K_OFFLINE, "bob");
+    tjob_init(&count, fx, K_OFF_COUNT, "alice");
+    submit(fx, &bob);
+    submit(fx, &bob_off);
+    submit(fx, &count);
+    uv_sem_post(&fx->gate_release);
+    run_until(fx, 1 + 1 + OFFLINE_QUOTA + 1 + 3);
+
+    for (int i = 0; i < OFFLINE_QUOTA; i++) {
+        assert_int_equal(off[i].err, 0);
+        assert_true(off[i].id > 0);
+        if (i)
+            assert_true(off[i].id > off[i - 1].id);
+    }
+    assert_int_equal(off[OFFLINE_QUOTA].err, TERN_E_LIMIT);
+    assert_int_equal(bob.err, 0);
+    assert_int_equal(bob_off.err, 0); /* sees bob, created earlier in the batch */
+    assert_int_equal(count.err, 0);
+    assert_int_equal(count.n, OFFLINE_QUOTA); /* read inside the transaction */
+    assert_int_equal(fx->counter->begins, begins + 1);
+    assert_int_equal(fx->counter->commits, commits + 1);
+
+    /* Committed: a fresh connection sees it all. */
+    struct tern_store_backend *b = test_backend_open(fx->dir, fx->db_path);
+    size_t n = 0;
+    assert_non_null(b);
+    assert_int_equal(b->ops->offline_count(b, "alice", &n), 0);
+    assert_int_equal(n, OFFLINE_QUOTA);
+    assert_int_equal(b->ops->offline_count(b, "bob", &n), 0);
+    assert_int_equal(n, 1);
+    tern_store_backend_close(&b);
+    assert_int_equal(count_accounts(fx), 2);
+}
+
 static void test_commit_failure(void **state) {
     struct fixture *fx = *state;
     struct tjob gate, read_before, w1, w2, read_after;
@@ -537,6 +638,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_read_write_on_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_of_100, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_job_keeps_others, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_over_quota_fails_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_from_done, setup, teardown),

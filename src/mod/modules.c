@@ -1,0 +1,11 @@
+/* The compiled-in modules, in the order they see IQs and events. */
+#include "server/module.h"
+
+extern const struct tern_module tern_mod_disco;
+extern const struct tern_module tern_mod_roster;
+extern const struct tern_module tern_mod_presence;
+extern const struct tern_module tern_mod_offline;
+
+const struct tern_module *const tern_modules[] = {
+    &tern_mod_disco, &tern_mod_roster, &tern_mod_presence, &tern_mod_offline, NULL,
+};
