@@ -271,6 +271,40 @@ class TernServer:
                                        % (self.start_timeout, self.log_tail()))
             time.sleep(0.02)
 
+    def restart(self, timeout=TIMEOUT):
+        """Stop ternd (SIGTERM, as stop()) and start it again with the same
+        config file, data dir and ports; the log file is appended to.
+        Returns the exit status of the stopped process."""
+        rc = self.stop(timeout)
+        self._log_cache = None
+        self.returncode = None
+        self.stopped_at = None
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._logf = open(self.log_path, 'ab')
+        self._logf.write(b'\n[harness] restart (previous exit status %s)\n' % str(rc).encode())
+        self._logf.flush()
+        self.proc = subprocess.Popen(
+            [str(TERND), '-c', str(self.config_path)],
+            stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT,
+            cwd=str(self.tmpdir), env=dict(os.environ), start_new_session=True,
+            preexec_fn=_pdeathsig)
+        self.started_at = time.monotonic()
+        _LIVE.add(self)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if b'ready:' in self.log_path.read_bytes()[offset:]:
+                return rc
+            code = self.proc.poll()
+            if code is not None:
+                self._reap(code)
+                raise ServerStartError('ternd exited with status %s before "ready:" on restart\n'
+                                       '--- log ---\n%s' % (code, self.log_tail()))
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ServerStartError('ternd did not log "ready:" within %.0fs of a restart\n'
+                                       '--- log ---\n%s' % (self.start_timeout, self.log_tail()))
+            time.sleep(0.02)
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
