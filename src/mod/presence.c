@@ -59,9 +59,12 @@ enum ptype {
 
 static enum ptype ptype_of(const struct tern_xml *p) {
     static const char *const names[] = {
-        [P_UNAVAILABLE] = "unavailable", [P_SUBSCRIBE] = "subscribe",
-        [P_SUBSCRIBED] = "subscribed",   [P_UNSUBSCRIBE] = "unsubscribe",
-        [P_UNSUBSCRIBED] = "unsubscribed", [P_PROBE] = "probe",
+        [P_UNAVAILABLE] = "unavailable",
+        [P_SUBSCRIBE] = "subscribe",
+        [P_SUBSCRIBED] = "subscribed",
+        [P_UNSUBSCRIBE] = "unsubscribe",
+        [P_UNSUBSCRIBED] = "unsubscribed",
+        [P_PROBE] = "probe",
         [P_ERROR] = "error",
     };
     const char *type = tern_xml_attr(p, "type");
@@ -84,8 +87,14 @@ static void bounce(struct tern_shard *shard, const struct tern_xml *stanza,
         return;
     struct tern_stanza_error e = {type, cond, text};
     struct tern_xml *reply = tern_stanza_error_reply(stanza, &e);
-    if (!tern_xml_attr(reply, "from")) /* a broadcast presence: the server answers */
+    /* The addressee answers; if there was none (a broadcast) or it is not a
+     * JID (<jid-malformed/>), the server does. */
+    const char *from = tern_xml_attr(reply, "from");
+    struct tern_jid j;
+    if (!from || tern_jid_parse(&j, from) != 0)
         tern_xml_set_attr(reply, "from", shard->server->cfg->domain);
+    else
+        tern_jid_free(&j);
     tern_router_send(shard, reply);
 }
 
@@ -152,6 +161,7 @@ struct bcast {
     uint64_t uid;            /* sender's session */
     struct tern_xml *stanza; /* the presence, 'from' = sender's full JID (owned) */
     int initial;             /* initial presence: probe, re-deliver Pending In (§4.2, §3.1.3) */
+    int directed_only;       /* unavailable of a replaced session: its successor speaks for it */
     char **directed;         /* unavailable: directed-presence targets (§4.6.3) */
     size_t ndirected;        /* entries in directed */
 };
@@ -181,14 +191,16 @@ static void broadcast_cont(struct tern_shard *shard, struct tern__view *v, void 
         return;
     }
     size_t n;
-    /* §4.2.2 / §4.4.2 / §4.5.2: every contact subscribed to the user ... */
-    char **from = tern__view_contacts(v, TERN__VIEW_FROM, 1, &n);
-    send_to_each(shard, b->stanza, from, n);
-    tern_store_free_list(from, n);
-    /* ... and every available resource of the user, the sender included. */
-    struct tern_xml *own = tern_xml_copy(b->stanza);
-    tern_xml_set_attr(own, "to", b->owner);
-    tern__deliver_local(shard, b->owner, own, 1, 0);
+    if (!b->directed_only) {
+        /* §4.2.2 / §4.4.2 / §4.5.2: every contact subscribed to the user ... */
+        char **from = tern__view_contacts(v, TERN__VIEW_FROM, 1, &n);
+        send_to_each(shard, b->stanza, from, n);
+        tern_store_free_list(from, n);
+        /* ... and every available resource of the user, the sender included. */
+        struct tern_xml *own = tern_xml_copy(b->stanza);
+        tern_xml_set_attr(own, "to", b->owner);
+        tern__deliver_local(shard, b->owner, own, 1, 0);
+    }
     /* §4.6.3: unavailable also goes to whoever got directed presence. */
     send_to_each(shard, b->stanza, b->directed, b->ndirected);
 
@@ -258,7 +270,7 @@ static void go_available(struct tern_c2s *c, struct tern_xml *stanza) {
         p->roster = tern__view_acquire(srv, tern_c2s_bare(c));
     struct tern__view *v = p->roster;
     const char *full = tern_xml_attr(stanza, "from");
-    tern__view_set_last(v, full, stanza);
+    tern__view_set_last(v, full, tern_c2s_uid(c), stanza);
 
     struct bcast *b = bcast_new(c, stanza);
     b->initial = initial;
@@ -279,8 +291,11 @@ static void collect_key(const void *key, size_t klen, void *value, void *ud) {
     k->out[k->n++] = tern_strndup(key, klen);
 }
 
-/* The session becomes unavailable with stanza (an unavailable presence from its full JID). */
-static void go_unavailable(struct tern_c2s *c, struct tern_xml *stanza) {
+/*
+ * The session becomes unavailable with stanza (an unavailable presence from
+ * its full JID). directed_only: tell only its directed-presence targets.
+ */
+static void go_unavailable(struct tern_c2s *c, struct tern_xml *stanza, int directed_only) {
     struct tern_shard *shard = tern_c2s_shard(c);
     struct tern_c2s_presence *p = tern_c2s_presence(c);
     const struct tern_jid *jid = tern_c2s_jid(c);
@@ -294,9 +309,10 @@ static void go_unavailable(struct tern_c2s *c, struct tern_xml *stanza) {
     p->roster = NULL;
     if (!v)
         return; /* cannot happen: an available session holds its view */
-    tern__view_del_last(v, tern_xml_attr(stanza, "from"));
+    tern__view_del_last(v, tern_c2s_uid(c));
 
     struct bcast *b = bcast_new(c, stanza);
+    b->directed_only = directed_only;
     struct collect_keys k = {NULL, 0};
     if (p->directed.count) {
         k.out = tern_calloc(p->directed.count, sizeof *k.out);
@@ -511,8 +527,8 @@ unsigned tern__sub_transition(enum tern__sub_type type, int inbound, struct tern
 
 /* The transaction's transition (store thread). */
 static int sub_apply(struct tern__roster_txn *t, struct tern_roster_item *it, int *exists) {
-    t->fx = tern__sub_transition(sub_type_of((enum ptype)(t->op & ~OP_IN)),
-                                 (t->op & OP_IN) != 0, it, exists, &t->write);
+    t->fx = tern__sub_transition(sub_type_of((enum ptype)(t->op & ~OP_IN)), (t->op & OP_IN) != 0,
+                                 it, exists, &t->write);
     return 0;
 }
 
@@ -592,8 +608,8 @@ static int sub_submit(struct tern_shard *shard, const char *owner, const char *c
     return tern__roster_txn_submit(t);
 }
 
-static void subscription_out(struct tern_c2s *c, struct tern_xml *stanza,
-                             const struct tern_jid *to, enum ptype type) {
+static void subscription_out(struct tern_c2s *c, struct tern_xml *stanza, const struct tern_jid *to,
+                             enum ptype type) {
     struct tern_shard *shard = tern_c2s_shard(c);
     const char *owner = tern_c2s_bare(c);
     char *contact = tern_jid_bare(to);
@@ -630,7 +646,7 @@ void tern_presence_outbound(struct tern_c2s *c, struct tern_xml *stanza) {
     if (!to_s) {
         switch (type) {
         case P_AVAILABLE: go_available(c, stanza); break;
-        case P_UNAVAILABLE: go_unavailable(c, stanza); break;
+        case P_UNAVAILABLE: go_unavailable(c, stanza, 0); break;
         case P_SUBSCRIBE:
         case P_SUBSCRIBED:
         case P_UNSUBSCRIBE:
@@ -725,9 +741,9 @@ static void inbound_deliver(struct tern_shard *shard, const struct tern_jid *to,
 
 /* A probe waiting for the contact's view. */
 struct probe {
-    char *contact;      /* the probed account (bare) */
-    char *prober;       /* the probe's 'from' (full or bare) */
-    char *prober_bare;  /* its bare JID */
+    char *contact;           /* the probed account (bare) */
+    char *prober;            /* the probe's 'from' (full or bare) */
+    char *prober_bare;       /* its bare JID */
     struct tern_server *srv; /* the server */
 };
 
@@ -797,8 +813,8 @@ void tern_presence_inbound(struct tern_shard *shard, const struct tern_jid *to,
     const char *from_s = tern_xml_attr(stanza, "from");
     struct tern_jid from = {0};
     if (type == P_INVALID || !from_s || tern_jid_parse(&from, from_s) != 0) {
-        tern_debug(COMP, "dropping a presence to %s%s%s: bad type or 'from'", to->local, "@",
-                   to->domain);
+        tern_debug(COMP, "dropping a presence to %s@%s: bad type or 'from'",
+                   to->local ? to->local : "", to->domain);
         tern_xml_unref(&stanza);
         return;
     }
@@ -835,6 +851,28 @@ void tern_presence_inbound(struct tern_shard *shard, const struct tern_jid *to,
 
 /* ---- events ---------------------------------------------------------------------------------- */
 
+/*
+ * Whether c's resource was bound again (RFC 6120 §7.7.2.2: c is being
+ * replaced) by a session that is already available: then the successor's
+ * presence stands for the full JID, and an unavailable from it would undo it.
+ */
+static int replaced_by_available(struct tern_c2s *c) {
+    struct tern_server *srv = tern_c2s_shard(c)->server;
+    struct tern_session_ref ref;
+    if (tern_sessions_find(srv->sessions, tern_c2s_bare(c), tern_c2s_jid(c)->resource, &ref) != 0 ||
+        ref.uid == tern_c2s_uid(c))
+        return 0;
+    size_t n = tern_sessions_list_info(srv->sessions, tern_c2s_bare(c), NULL, 0);
+    struct tern_session_info *infos = tern_calloc(n ? n : 1, sizeof *infos);
+    size_t got = tern_sessions_list_info(srv->sessions, tern_c2s_bare(c), infos, n);
+    int available = 0;
+    for (size_t i = 0; i < got && i < n; i++)
+        if (infos[i].ref.uid == ref.uid)
+            available = infos[i].available;
+    free(infos);
+    return available;
+}
+
 static void on_closing(const struct tern_event_args *a) {
     struct tern_c2s *c = a->session;
     struct tern_c2s_presence *p = tern_c2s_presence(c);
@@ -846,7 +884,7 @@ static void on_closing(const struct tern_event_args *a) {
         tern_xml_set_attr(u, "type", "unavailable");
         tern_xml_set_attr(u, "from", full);
         free(full);
-        go_unavailable(c, u);
+        go_unavailable(c, u, replaced_by_available(c));
         tern_xml_unref(&u);
     }
     tern_map_free(&p->directed);

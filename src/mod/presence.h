@@ -50,7 +50,7 @@ enum tern__sub_type {
 /** What a transition asks the server to do besides storing the item. */
 enum {
     TERN__FX_ROUTE = 1,       /* outbound: route to the contact; inbound: deliver to the user */
-    TERN__FX_AUTOREPLY = 2,   /* inbound subscribe: answer 'subscribed' for the user (§3.1.3, §3.4) */
+    TERN__FX_AUTOREPLY = 2,   /* inbound subscribe: answer 'subscribed' (§3.1.3, §3.4) */
     TERN__FX_GAINED_FROM = 4, /* the contact now gets the user's presence: send it (§3.1.5) */
     TERN__FX_LOST_FROM = 8,   /* it no longer does: send unavailable (§3.2.2, §3.3.3) */
 };

@@ -42,8 +42,8 @@
  * jobs enter the store is the order in which views count them as pending.
  */
 static struct {
-    uv_once_t once;      /* initialises the rest */
-    uv_mutex_t lock;     /* guards views and every view */
+    uv_once_t once;        /* initialises the rest */
+    uv_mutex_t lock;       /* guards views and every view */
     struct tern_map views; /* bare JID -> struct tern__view * */
 } g = {.once = UV_ONCE_INIT};
 
@@ -195,20 +195,21 @@ void tern__roster_push(struct tern_shard *shard, const char *bare,
 /* The last presence of one available resource. */
 struct last {
     struct last *next;       /* next resource */
+    uint64_t uid;            /* its session (a resource bound again is another session) */
     char *full;              /* its full JID */
     struct tern_xml *stanza; /* a private copy, only touched under the lock */
 };
 
 struct tern__view {
-    char *bare;              /* the account's bare JID (immutable) */
-    char *user;              /* its localpart (immutable; read by the store thread) */
-    struct tern_server *srv; /* the server (immutable) */
-    int refs;                /* sessions, jobs and callers holding it */
-    int loaded;              /* contacts reflect the store */
-    int loading;             /* a load job is in flight */
-    unsigned pending;        /* jobs in flight whose done changes or reads it, in order */
+    char *bare;               /* the account's bare JID (immutable) */
+    char *user;               /* its localpart (immutable; read by the store thread) */
+    struct tern_server *srv;  /* the server (immutable) */
+    int refs;                 /* sessions, jobs and callers holding it */
+    int loaded;               /* contacts reflect the store */
+    int loading;              /* a load job is in flight */
+    unsigned pending;         /* jobs in flight whose done changes or reads it, in order */
     struct tern_map contacts; /* contact bare JID -> (uintptr_t)(flags | VIEW_PRESENT) */
-    struct last *lasts;      /* available resources' last presence */
+    struct last *lasts;       /* available resources' last presence */
 };
 
 static unsigned item_flags(const struct tern_roster_item *it) {
@@ -225,7 +226,8 @@ static unsigned item_flags(const struct tern_roster_item *it) {
 }
 
 /* Lock held. */
-static void view_set_contact(struct tern__view *v, const char *contact, int exists, unsigned flags) {
+static void view_set_contact(struct tern__view *v, const char *contact, int exists,
+                             unsigned flags) {
     if (exists)
         tern_map_puts(&v->contacts, contact, (void *)(uintptr_t)(flags | VIEW_PRESENT));
     else
@@ -259,9 +261,9 @@ void tern__view_release(struct tern__view **v) {
 }
 
 struct load_job {
-    struct tern_store_job job;  /* queued in the store */
-    struct tern__view *v;       /* the view (a reference, pending counted) */
-    struct tern_roster roster;  /* filled on the store thread */
+    struct tern_store_job job; /* queued in the store */
+    struct tern__view *v;      /* the view (a reference, pending counted) */
+    struct tern_roster roster; /* filled on the store thread */
 };
 
 static int load_run(struct tern_store_backend *b, struct tern_store_job *job) {
@@ -399,10 +401,10 @@ unsigned tern__view_flags(struct tern__view *v, const char *contact) {
 }
 
 struct collect {
-    unsigned any;   /* flags wanted */
-    int hidden;     /* hidden items too */
-    char **out;     /* collected */
-    size_t n, cap;  /* used, allocated */
+    unsigned any;  /* flags wanted */
+    int hidden;    /* hidden items too */
+    char **out;    /* collected */
+    size_t n, cap; /* used, allocated */
 };
 
 static void collect_one(const void *key, size_t klen, void *value, void *ud) {
@@ -437,15 +439,17 @@ void tern__views_forget(const char *contact) {
     g_unlock();
 }
 
-void tern__view_set_last(struct tern__view *v, const char *full, const struct tern_xml *presence) {
+void tern__view_set_last(struct tern__view *v, const char *full, uint64_t uid,
+                         const struct tern_xml *presence) {
     struct tern_xml *copy = tern_xml_copy(presence);
     tern_xml_set_attr(copy, "to", NULL);
     g_lock();
     struct last *l = v->lasts;
-    while (l && strcmp(l->full, full) != 0)
+    while (l && l->uid != uid)
         l = l->next;
     if (!l) {
         l = tern_calloc(1, sizeof *l);
+        l->uid = uid;
         l->full = tern_strdup(full);
         l->next = v->lasts;
         v->lasts = l;
@@ -456,11 +460,11 @@ void tern__view_set_last(struct tern__view *v, const char *full, const struct te
     tern_xml_unref(&old);
 }
 
-void tern__view_del_last(struct tern__view *v, const char *full) {
+void tern__view_del_last(struct tern__view *v, uint64_t uid) {
     struct last *gone = NULL;
     g_lock();
     for (struct last **pp = &v->lasts; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->full, full) == 0) {
+        if ((*pp)->uid == uid) {
             gone = *pp;
             *pp = gone->next;
             break;
@@ -618,14 +622,14 @@ int tern__roster_txn_submit(struct tern__roster_txn *t) {
 /* What a roster request keeps across the store's round trip: never the
  * session (it may be gone), only what the answer needs. */
 struct get_req {
-    struct tern_store_job job;  /* queued in the store */
-    struct tern_server *srv;    /* the server */
-    char *user;                 /* localpart */
-    char *reply_to;             /* full JID of the requester */
-    char *id;                   /* the iq's id */
-    char *from;                 /* 'from' of the answer (the request's 'to'), or NULL */
-    char *ver;                  /* the client's ver, or NULL */
-    struct tern_roster roster;  /* filled on the store thread */
+    struct tern_store_job job; /* queued in the store */
+    struct tern_server *srv;   /* the server */
+    char *user;                /* localpart */
+    char *reply_to;            /* full JID of the requester */
+    char *id;                  /* the iq's id */
+    char *from;                /* 'from' of the answer (the request's 'to'), or NULL */
+    char *ver;                 /* the client's ver, or NULL */
+    struct tern_roster roster; /* filled on the store thread */
 };
 
 /* A bare reply to a roster request, addressed by strings (the request is gone). */
@@ -719,7 +723,8 @@ static void roster_get(struct tern_iq_ctx *ctx) {
     r->ver = tern_strdup(tern_xml_attr(ctx->payload, "ver"));
     int rc = tern_store_submit(srv->store, &r->job);
     if (rc != 0) {
-        reply_error(ctx, TERN_ET_WAIT, TERN_SC_INTERNAL_SERVER_ERROR, "the server is shutting down");
+        reply_error(ctx, TERN_ET_WAIT, TERN_SC_INTERNAL_SERVER_ERROR,
+                    "the server is shutting down");
         free(r->user);
         free(r->reply_to);
         free(r->id);
@@ -734,9 +739,9 @@ enum { OP_SET = 1, OP_REMOVE = 2 };
 
 /* Effects of a removal (RFC 6121 §2.5.2). */
 enum {
-    FX_UNSUBSCRIBE = 1,   /* the user was subscribed to the contact, or asked to be */
-    FX_UNSUBSCRIBED = 2,  /* the contact was subscribed to the user, or asked to be */
-    FX_UNAVAILABLE = 4,   /* the contact had the user's presence: it gets unavailable */
+    FX_UNSUBSCRIBE = 1,  /* the user was subscribed to the contact, or asked to be */
+    FX_UNSUBSCRIBED = 2, /* the contact was subscribed to the user, or asked to be */
+    FX_UNAVAILABLE = 4,  /* the contact had the user's presence: it gets unavailable */
 };
 
 static int apply_set(struct tern__roster_txn *t, struct tern_roster_item *item, int *exists) {
@@ -842,8 +847,7 @@ static void set_done(struct tern_shard *shard, struct tern__roster_txn *t, int e
 /* Validate the <item/> of a roster set (RFC 6121 §2.3.3) into req; on a
  * violation the error is filled and -1 returned. */
 static int parse_set_item(const struct tern_xml *item, const struct tern_jid *owner,
-                          struct tern_roster_item *req, int *remove,
-                          struct tern_stanza_error *e) {
+                          struct tern_roster_item *req, int *remove, struct tern_stanza_error *e) {
     const char *jid_s = tern_xml_attr(item, "jid");
     *e = (struct tern_stanza_error){TERN_ET_MODIFY, TERN_SC_BAD_REQUEST, NULL};
     if (!jid_s) {
@@ -864,7 +868,7 @@ static int parse_set_item(const struct tern_xml *item, const struct tern_jid *ow
     if (tern_jid_equal(&j, owner, 1)) {
         tern_jid_free(&j);
         *e = (struct tern_stanza_error){TERN_ET_CANCEL, TERN_SC_NOT_ALLOWED,
-                                       "the account itself cannot be in its roster"};
+                                        "the account itself cannot be in its roster"};
         return -1;
     }
     req->jid = tern_jid_bare(&j);
@@ -885,7 +889,7 @@ static int parse_set_item(const struct tern_xml *item, const struct tern_jid *ow
          gr = tern_xml_next(gr, TERN_NS_ROSTER, "group")) {
         if (req->ngroups == TERN_ROSTER_GROUPS_MAX) {
             *e = (struct tern_stanza_error){TERN_ET_MODIFY, TERN_SC_NOT_ACCEPTABLE,
-                                           "too many groups (at most 64)"};
+                                            "too many groups (at most 64)"};
             return -1;
         }
         char *g_name = tern_xml_text(gr);
@@ -893,7 +897,7 @@ static int parse_set_item(const struct tern_xml *item, const struct tern_jid *ow
         if (len == 0 || len > TERN_ROSTER_NAME_MAX) {
             free(g_name);
             *e = (struct tern_stanza_error){TERN_ET_MODIFY, TERN_SC_NOT_ACCEPTABLE,
-                                           len ? "group name too long" : "empty group name"};
+                                            len ? "group name too long" : "empty group name"};
             return -1;
         }
         for (size_t i = 0; i < req->ngroups; i++) {
@@ -941,13 +945,15 @@ static void roster_set(struct tern_iq_ctx *ctx) {
     tern_xml_set_attr(t->stanza, "id", tern_xml_attr(ctx->iq, "id"));
     tern_xml_set_attr(t->stanza, "to", tern_xml_attr(ctx->iq, "to"));
     if (tern__roster_txn_submit(t) != 0)
-        reply_error(ctx, TERN_ET_WAIT, TERN_SC_INTERNAL_SERVER_ERROR, "the server is shutting down");
+        reply_error(ctx, TERN_ET_WAIT, TERN_SC_INTERNAL_SERVER_ERROR,
+                    "the server is shutting down");
 }
 
 static enum tern_hook_result roster_iq(struct tern_iq_ctx *ctx) {
     /* RFC 6121 §2.1.5: only the account itself reads or changes its roster;
      * a request without 'to', or to the domain, is the sender's own. */
-    if (!ctx->session || (ctx->target == TERN_IQ_TO_ACCOUNT && !tern_jid_equal(ctx->to, ctx->from, 1))) {
+    if (!ctx->session ||
+        (ctx->target == TERN_IQ_TO_ACCOUNT && !tern_jid_equal(ctx->to, ctx->from, 1))) {
         reply_error(ctx, TERN_ET_AUTH, TERN_SC_FORBIDDEN, NULL);
         return TERN_HANDLED;
     }
@@ -981,9 +987,17 @@ static const struct tern_iq_def roster_iqs[] = {
 /* disco#info on an account (XEP-0030): its roster is there to be asked for. */
 static const char *const roster_account_features[] = {TERN_NS_ROSTER, NULL};
 
+/* RFC 6121 §2.6.1 (versioning) and §3.4 (pre-approval) stream features. */
+static const char *const roster_stream_features[] = {
+    "<ver xmlns='" TERN_NS_ROSTERVER "'/>",
+    "<sub xmlns='" TERN_NS_PREAPPROVAL "'/>",
+    NULL,
+};
+
 const struct tern_module tern_mod_roster = {
     .name = "roster",
     .fini = roster_fini,
     .iqs = roster_iqs,
     .account_features = roster_account_features,
+    .stream_features = roster_stream_features,
 };

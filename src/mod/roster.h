@@ -46,8 +46,7 @@ extern const struct tern_module tern_mod_roster;
 /* ---- items and pushes ----------------------------------------------------------- */
 
 /** Append <item/> for item (jabber:iq:roster) to query; subscription 'remove' if removed. */
-void tern__roster_item_el(struct tern_xml *query, const struct tern_roster_item *item,
-                          int removed);
+void tern__roster_item_el(struct tern_xml *query, const struct tern_roster_item *item, int removed);
 
 /**
  * Roster push (RFC 6121 §2.1.6) of item, with version ver, to every
@@ -118,10 +117,16 @@ char **tern__view_contacts(struct tern__view *v, unsigned any, int hidden, size_
  */
 void tern__views_forget(const char *contact);
 
-/** Remember presence (copied) as the last presence of the available resource full. */
-void tern__view_set_last(struct tern__view *v, const char *full, const struct tern_xml *presence);
-/** Forget the last presence of full (it became unavailable). */
-void tern__view_del_last(struct tern__view *v, const char *full);
+/**
+ * Remember presence (copied) as the last presence of the available session
+ * uid, whose full JID is full. Keyed by session, not JID: a resource bound
+ * again replaces its session, and the old one may end after the new one
+ * became available.
+ */
+void tern__view_set_last(struct tern__view *v, const char *full, uint64_t uid,
+                         const struct tern_xml *presence);
+/** Forget the last presence of session uid (it became unavailable). */
+void tern__view_del_last(struct tern__view *v, uint64_t uid);
 /**
  * Copies of the last presence of each available resource, 'from' set to the
  * resource's full JID and 'to' to to: a malloc'd array of roots (refs 1), *n set.
@@ -163,24 +168,24 @@ typedef void (*tern__txn_done_fn)(struct tern_shard *shard, struct tern__roster_
  * with tern__roster_txn_new, fill the caller's fields, submit.
  */
 struct tern__roster_txn {
-    struct tern_store_job job;  /* queued in the store */
-    struct tern_server *srv;    /* the server */
-    int op;                     /* what apply does (the caller's enum) */
-    char *user;                 /* owner's localpart (owned) */
-    char *owner;                /* owner's bare JID (owned) */
-    char *contact;              /* the item's bare JID (owned) */
-    tern__txn_apply_fn apply;   /* store thread */
-    tern__txn_done_fn done;     /* loop thread */
-    struct tern_xml *stanza;    /* what caused it (a reference, released with t), or NULL */
-    char *reply_to;             /* full JID to answer (owned), or NULL */
-    struct tern_roster_item req; /* roster set: the requested item (owned) */
-    size_t count;               /* store thread: items in the roster before */
+    struct tern_store_job job;      /* queued in the store */
+    struct tern_server *srv;        /* the server */
+    int op;                         /* what apply does (the caller's enum) */
+    char *user;                     /* owner's localpart (owned) */
+    char *owner;                    /* owner's bare JID (owned) */
+    char *contact;                  /* the item's bare JID (owned) */
+    tern__txn_apply_fn apply;       /* store thread */
+    tern__txn_done_fn done;         /* loop thread */
+    struct tern_xml *stanza;        /* what caused it (a reference, released with t), or NULL */
+    char *reply_to;                 /* full JID to answer (owned), or NULL */
+    struct tern_roster_item req;    /* roster set: the requested item (owned) */
+    size_t count;                   /* store thread: items in the roster before */
     struct tern_roster_item before; /* the item before (jid NULL: there was none) */
     struct tern_roster_item after;  /* the item after (jid NULL: there is none) */
-    unsigned fx;                /* effects decided by apply (the caller's bits) */
-    int write;                  /* set by apply: the item changed and must be written */
-    uint64_t version;           /* roster version after the write */
-    struct tern__view *view;    /* owner's view (a reference, pending counted), or NULL */
+    unsigned fx;                    /* effects decided by apply (the caller's bits) */
+    int write;                      /* set by apply: the item changed and must be written */
+    uint64_t version;               /* roster version after the write */
+    struct tern__view *view;        /* owner's view (a reference, pending counted), or NULL */
 };
 
 /** A zeroed transaction owning copies of the strings. */

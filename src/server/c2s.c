@@ -316,6 +316,9 @@ static void send_features(struct tern_c2s *c) {
     } else {
         tern_buf_adds(&b, "<bind xmlns='" TERN_NS_BIND "'/>"
                           "<session xmlns='" TERN_NS_SESSION "'><optional/></session>");
+        for (const struct tern_module *const *m = tern_modules; *m; m++)
+            for (const char *const *f = (*m)->stream_features; f && *f; f++)
+                tern_buf_adds(&b, *f);
     }
     tern_buf_adds(&b, "</stream:features>");
     tern__c2s_write(c, b.data, b.len);

@@ -91,6 +91,7 @@ struct tern_module {
     const struct tern_event_def *events;   /* terminated by {0, NULL}; may be NULL */
     const char *const *server_features;    /* disco#info features of the domain, NULL-terminated */
     const char *const *account_features;   /* disco#info features of an account */
+    const char *const *stream_features;    /* XML added to <stream:features/> once authenticated */
 };
 
 /** The compiled-in modules, NULL-terminated (src/mod/modules.c). */
