@@ -177,34 +177,38 @@ out:
     tern_xml_unref(&stanza);
 }
 
-void tern_router_to_session(struct tern_shard *shard, struct tern_session_ref ref,
-                            struct tern_xml *stanza) {
-    if (ref.shard == shard->id) {
-        struct tern_c2s *c = tern_shard_find(shard, ref.uid);
-        if (c)
-            tern_c2s_send_take(c, stanza);
-        else
-            tern_xml_unref(&stanza);
-        return;
-    }
+/* Hand a message to the shard that owns ref (it takes stanza, if any). */
+static void post(struct tern_shard *shard, struct tern_session_ref ref,
+                 enum tern_shard_msg_kind kind, struct tern_xml *stanza,
+                 enum tern_stream_error cond) {
     struct tern_shard_msg *m = tern_calloc(1, sizeof *m);
-    m->kind = TERN_SHARD_DELIVER;
+    m->kind = kind;
     m->uid = ref.uid;
     m->stanza = stanza;
+    m->cond = cond;
     tern_shard_post(shard->server->shards[ref.shard], m);
+}
+
+void tern_router_to_session(struct tern_shard *shard, struct tern_session_ref ref,
+                            struct tern_xml *stanza) {
+    if (ref.shard != shard->id) {
+        post(shard, ref, TERN_SHARD_DELIVER, stanza, TERN_SE_NONE);
+        return;
+    }
+    struct tern_c2s *c = tern_shard_find(shard, ref.uid);
+    if (c)
+        tern_c2s_send_take(c, stanza);
+    else
+        tern_xml_unref(&stanza);
 }
 
 void tern_router_kick(struct tern_shard *shard, struct tern_session_ref ref,
                       enum tern_stream_error cond) {
-    if (ref.shard == shard->id) {
-        struct tern_c2s *c = tern_shard_find(shard, ref.uid);
-        if (c)
-            tern_c2s_close(c, cond, NULL);
+    if (ref.shard != shard->id) {
+        post(shard, ref, TERN_SHARD_KICK, NULL, cond);
         return;
     }
-    struct tern_shard_msg *m = tern_calloc(1, sizeof *m);
-    m->kind = TERN_SHARD_KICK;
-    m->uid = ref.uid;
-    m->cond = cond;
-    tern_shard_post(shard->server->shards[ref.shard], m);
+    struct tern_c2s *c = tern_shard_find(shard, ref.uid);
+    if (c)
+        tern_c2s_close(c, cond, NULL);
 }
