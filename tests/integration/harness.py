@@ -1379,6 +1379,18 @@ class TernTestCase(unittest.TestCase):
         for u, p in cls.users.items():
             cls.server.adduser(u, p)
 
+    @classmethod
+    def tearDownClass(cls):
+        # ternd must stop cleanly: exit status 0 after SIGTERM, and (under
+        # ASan/UBSan) no sanitizer report anywhere in its log.
+        rc = None if cls.server_stops_in_test else cls.server.stop()
+        bad = [line for line in cls.server.log_text().splitlines()
+               if 'ERROR: AddressSanitizer' in line or 'ERROR: LeakSanitizer' in line
+               or 'runtime error:' in line]
+        if bad or rc not in (0, None):
+            raise AssertionError('ternd ended with status %s%s' % (
+                rc, ('; sanitizer: ' + bad[0]) if bad else ''))
+
     def tearDown(self):
         # a crash of ternd while handling this test's input is a failure
         if not self.server_stops_in_test and self.server.proc is not None:
