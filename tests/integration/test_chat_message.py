@@ -128,6 +128,27 @@ class MessageRoutingTests(ChatTestCase):
             self.assertEqual(el.get('from'), alice.jid, xml(el))
         neg.quiet(any_message('news'), 'a headline on a negative-priority resource')
 
+    def test_groupchat_rules(self):
+        # 8.5.2.1.1 / 8.5.2.2.1 / 8.5.3.2.1: groupchat only ever goes to a full JID
+        alice = self.sender()
+        acc_b = self.new_user('gc')
+        bob = self.peer(acc_b, 'b', available=True)
+        offline = self.new_user('gco')
+        cases = [('bare JID of an online user', bob.bare), ('offline full JID', bob.bare + '/gone'),
+                 ('bare JID of an offline user', offline[0] + '@localhost')]
+        for label, to in cases:
+            with self.subTest(case=label):
+                mid = alice.message(to, 'room talk', type_='groupchat')
+                el = alice.expect(M('message', id=mid), what='the error for groupchat to a %s' % label)
+                self.assertStanzaError(el, 'service-unavailable', msg='%s: ' % label)
+        bob.quiet(M('message', type='groupchat'), 'groupchat sent to the bare JID or another resource')
+        alice.message(bob.jid, 'to the full JID', type_='groupchat')
+        bob.expect(M('message', type='groupchat', body='to the full JID'))
+        # nothing was stored for the offline user
+        p = self.peer(offline, 'late')
+        p.available()
+        p.quiet(M('message'), 'a stored groupchat message')
+
     def test_from_stamped_with_senders_full_jid(self):
         alice = self.sender()
         bob = self.peer(self.new_user('st'), 'b', available=True)
@@ -136,6 +157,18 @@ class MessageRoutingTests(ChatTestCase):
         for body in ('no from', 'own full from'):
             el = bob.expect(M('message', body=body))
             self.assertEqual(el.get('from'), alice.jid, xml(el))
+
+    def test_addresses_are_prepared(self):
+        # RFC 7622: localpart and domainpart compare case-insensitively
+        alice = self.sender()
+        bob = self.peer(self.new_user('pr'), 'Desk', available=True)
+        user, _, res = bob.jid.partition('@')
+        alice.message('%s@LocalHost/Desk' % user.upper(), 'case folded full')
+        alice.message('%s@LOCALHOST' % user.upper(), 'case folded bare')
+        for body in ('case folded full', 'case folded bare'):
+            el = bob.expect(M('message', body=body))
+            self.assertEqual(el.get('from'), alice.jid, xml(el))
+        alice.quiet(M('message', type='error'), 'an error for a deliverable message')
 
     def test_spoofed_from_invalid_from_stream_error(self):
         alice = self.sender('spoof')

@@ -131,7 +131,8 @@ class OfflineRestartTests(ChatTestCase):
     def test_offline_messages_survive_restart(self):
         acc_a, acc_b = self.new_user('ra'), self.new_user('rb')
         bare_b = acc_b[0] + '@localhost'
-        alice = self.peer(acc_a, 'sender', available=True)
+        alice = self.peer(acc_a, 'sender', roster=True, available=True)
+        self.assertResult(alice.roster_set("<item jid='kept@example.com' name='Kept'><group>G</group></item>"))
         ids = ['persist-%02d' % i for i in range(self.N)]
         for i, mid in enumerate(ids):
             alice.message(bare_b, 'durable %d' % i, id_=mid)
@@ -155,6 +156,10 @@ class OfflineRestartTests(ChatTestCase):
         again = self.peer(acc_b, 'again')
         again.available()
         again.quiet(M('message'), 'offline messages delivered again')
+        # the roster survived too
+        items = self.peer(acc_a, 'after', roster=True).roster()
+        self.assertIn('kept@example.com', items)
+        self.assertEqual(items['kept@example.com'].get('name'), 'Kept')
 
 
 if __name__ == '__main__':

@@ -127,6 +127,26 @@ class SubscriptionTests(ChatTestCase):
         self.assertEqual(alice.roster()[bob.bare].get('subscription'), 'from')
         self.assertEqual(bob.roster()[alice.bare].get('subscription'), 'to')
 
+    def test_roster_remove_cancels_subscriptions_both_ways(self):
+        acc_a, acc_b = self.new_user('rma'), self.new_user('rmb')
+        alice = self.peer(acc_a, 'a', roster=True, available=True)
+        bob = self.peer(acc_b, 'b', roster=True, available=True)
+        self.befriend(alice, bob)
+        # 2.5.2: removing an item with subscription 'both' makes the user's
+        # server send unsubscribe and unsubscribed to the contact
+        self.assertResult(alice.roster_set("<item jid='%s' subscription='remove'/>" % bob.bare))
+        alice.expect_push(bob.bare, 'remove')
+        for t in ('unsubscribe', 'unsubscribed'):
+            bob.expect(M('presence', type=t, frm=alice.bare), what='%s from %s after the removal' % (t, alice.bare))
+        bob.expect(M('presence', type='unavailable', frm=alice.jid),
+                   what="alice's unavailable presence (bob's subscription was cancelled)")
+        bob.expect_push(alice.bare, 'none')
+        self.assertEqual(bob.roster()[alice.bare].get('subscription'), 'none')
+        self.assertNotIn(bob.bare, alice.roster())
+        # no presence flows any more
+        alice.presence(show='away')
+        bob.quiet(M('presence', type='available', frm=alice.jid), 'presence after the subscription was removed')
+
     def test_subscribe_to_offline_user_delivered_at_initial_presence(self):
         acc_a, acc_c = self.new_user('oa'), self.new_user('oc')
         alice = self.peer(acc_a, 'a', roster=True, available=True)
@@ -162,6 +182,10 @@ class SubscriptionTests(ChatTestCase):
         alice.presence('subscribe', to=bob.bare)
         alice.expect(M('presence', type='subscribed', frm=bob.bare))
         self.assertEqual(alice.expect_push(bob.bare, 'to').get('subscription'), 'to')
+        # approved automatically as in 3.1.5: bob's current presence follows
+        alice.expect(M('presence', type='available', frm=bob.jid),
+                     what="bob's presence after the pre-approved subscription")
+        self.assertEqual(bob.expect_push(alice.bare, 'from').get('subscription'), 'from')
         bob.quiet(M('presence', type='subscribe'), 'a subscription request that was pre-approved')
 
 
@@ -244,9 +268,11 @@ class PresenceTests(ChatTestCase):
 
     def test_unavailable_on_abrupt_tcp_drop(self):
         alice, bob = self._friends_online('td')
+        other = self.peer((alice.user, alice.password), 'other', roster=True, available=True)
         alice.drop()
-        bob.expect(M('presence', type='unavailable', frm=alice.jid),
-                   what='unavailable after the TCP connection of %s was reset' % alice.jid)
+        for p in (bob, other):
+            p.expect(M('presence', type='unavailable', frm=alice.jid),
+                     what='unavailable after the TCP connection of %s was reset' % alice.jid)
 
     def test_directed_presence_to_non_subscriber(self):
         acc_a, acc_c = self.new_user('da'), self.new_user('dc')
@@ -262,6 +288,17 @@ class PresenceTests(ChatTestCase):
         alice.logout()
         carol.expect(M('presence', type='unavailable', frm=alice.jid),
                      what='unavailable after directed presence')
+
+    def test_directed_presence_to_bare_jid_reaches_available_resources(self):
+        acc_a, acc_c = self.new_user('dba'), self.new_user('dbc')
+        alice = self.peer(acc_a, 'a', roster=True, available=True)
+        c1 = self.peer(acc_c, 'c1', available=True, priority=3)
+        c2 = self.peer(acc_c, 'c2', available=True, priority=-3)
+        idle = self.peer(acc_c, 'idle')
+        alice.presence(to=c1.bare, show='chat')
+        for p in (c1, c2):
+            p.expect(M('presence', type='available', frm=alice.jid), what='directed presence to the bare JID')
+        idle.quiet(M('presence', frm=alice.jid), 'presence on a resource that is not available')
 
     def test_presence_error_delivered_not_answered(self):
         acc_a, acc_b = self.new_user('pea'), self.new_user('peb')
