@@ -89,6 +89,17 @@ static const struct key_row schema[] = {
     {"limits.max_connections", KEY_INT, 1, 10000000, OFF(max_connections)},
     {"offline", KEY_SECTION, 0, 0, 0},
     {"offline.max_messages", KEY_INT, 0, 1000000, OFF(offline_max_messages)},
+    {"sm", KEY_SECTION, 0, 0, 0},
+    {"sm.enabled", KEY_BOOL, 0, 0, OFF(sm_enabled)},
+    {"sm.resume_timeout", KEY_DURATION, 1, DAY, OFF(sm_resume_timeout)},
+    {"sm.max_resume_timeout", KEY_DURATION, 1, 7 * DAY, OFF(sm_max_resume_timeout)},
+    {"sm.max_queue", KEY_INT, 1, 100000, OFF(sm_max_queue)},
+    {"sm.ack_timeout", KEY_DURATION, 1, 3600, OFF(sm_ack_timeout)},
+    {"sm.request_every", KEY_INT, 1, 10000, OFF(sm_request_every)},
+    {"sm.request_interval", KEY_DURATION, 1, 3600, OFF(sm_request_interval)},
+    {"csi", KEY_SECTION, 0, 0, 0},
+    {"csi.enabled", KEY_BOOL, 0, 0, OFF(csi_enabled)},
+    {"csi.max_buffer", KEY_INT, 1, 10000, OFF(csi_max_buffer)},
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])
@@ -129,6 +140,15 @@ void tern_config_defaults(struct tern_config *cfg) {
     cfg->max_connections_per_ip = 100;
     cfg->max_connections = 100000;
     cfg->offline_max_messages = 1000;
+    cfg->sm_enabled = 1;
+    cfg->sm_resume_timeout = 300;
+    cfg->sm_max_resume_timeout = 3600;
+    cfg->sm_max_queue = 500;
+    cfg->sm_ack_timeout = 60;
+    cfg->sm_request_every = 5;
+    cfg->sm_request_interval = 30;
+    cfg->csi_enabled = 1;
+    cfg->csi_max_buffer = 100;
 }
 
 void tern_config_free(struct tern_config *cfg) {

@@ -54,6 +54,19 @@ struct tern_config {
 
     /* offline: */
     int offline_max_messages; /* per-user offline quota (XEP-0160); default 1000, 0 = none */
+
+    /* sm: stream management (XEP-0198) */
+    int sm_enabled;            /* bool; default 1 */
+    int sm_resume_timeout;     /* seconds a broken session waits for resumption; default 300 */
+    int sm_max_resume_timeout; /* ceiling on what a client may ask for; default 3600 */
+    int sm_max_queue;          /* unacked stanzas kept per session; default 500 */
+    int sm_ack_timeout;        /* seconds an <r/> may stay unanswered; default 60 */
+    int sm_request_every;      /* send <r/> after this many stanzas; default 5 */
+    int sm_request_interval;   /* send <r/> this many seconds after an unacked stanza; default 30 */
+
+    /* csi: client state indication (XEP-0352) */
+    int csi_enabled;    /* bool; default 1 */
+    int csi_max_buffer; /* stanzas held while inactive before a flush; default 100 */
 };
 
 /**

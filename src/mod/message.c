@@ -77,7 +77,9 @@ static void deliver_bare(struct tern_shard *shard, const struct tern_jid *to, co
             if (info[i].available && info[i].priority >= 0)
                 tern_router_to_session(shard, info[i].ref, tern_xml_ref(m));
     } else if (strcmp(type, "chat") == 0 && nbest > 1) {
-        /* §8.5.2.1.1: all resources sharing the highest priority */
+        /* §8.5.2.1.1: all resources sharing the highest priority. Marked, so
+         * one of them ending unacked does not hand it on again. */
+        m->flags |= TERN_XML_F_MULTI;
         for (size_t i = 0; i < n; i++)
             if (info[i].available && info[i].priority == best)
                 tern_router_to_session(shard, info[i].ref, tern_xml_ref(m));

@@ -112,13 +112,16 @@ void tern_offline_store(struct tern_shard *shard, const struct tern_jid *to,
     r->stamp = now_ms();
     r->quota = cfg->offline_max_messages;
 
-    /* XEP-0203: when it was stored, by whom. */
-    char stamp[64];
-    utc_stamp(r->stamp, stamp, sizeof stamp);
-    struct tern_xml *delay = tern_xml_add_el(stanza, NS_DELAY, "delay");
-    tern_xml_set_attr(delay, "from", cfg->domain);
-    tern_xml_set_attr(delay, "stamp", stamp);
-    tern_xml_add_text(delay, "Offline storage", 15);
+    /* XEP-0203: when it was stored, by whom; a message coming back from a
+     * session that never acknowledged it keeps its first stamp. */
+    if (!tern_xml_child(stanza, NS_DELAY, "delay")) {
+        char stamp[64];
+        utc_stamp(r->stamp, stamp, sizeof stamp);
+        struct tern_xml *delay = tern_xml_add_el(stanza, NS_DELAY, "delay");
+        tern_xml_set_attr(delay, "from", cfg->domain);
+        tern_xml_set_attr(delay, "stamp", stamp);
+        tern_xml_add_text(delay, "Offline storage", 15);
+    }
     r->stanza = stanza;
 
     struct tern_buf b;

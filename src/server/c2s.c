@@ -78,6 +78,8 @@ static void c2s_free(struct tern_c2s *c) {
         atomic_fetch_sub(&s->server->connections, 1);
     }
     tern__sasl_reset(c);
+    tern__csi_release(c);
+    tern__sm_release(c);
     tern_xml_parser_free(&c->parser);
     tern_tls_free(&c->tls);
     tern_buf_free(&c->out);
@@ -99,26 +101,114 @@ static void on_handle_closed(uv_handle_t *h) {
     tern__c2s_unref(h->data);
 }
 
-/* Unbind and close both handles; the struct goes when the last ref does. */
-static void teardown(struct tern_c2s *c) {
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+/*
+ * End the session for good: modules see it go while it is still in the
+ * directory (the presence module broadcasts unavailable), it leaves the
+ * directory, and what it left unacknowledged is handed on (smacks.c). Then
+ * the handles close; the struct goes when the last reference does.
+ */
+void tern__c2s_teardown(struct tern_c2s *c) {
+    if (c->torn_down)
         return;
+    c->torn_down = 1;
     c->closing = 1;
     if (c->bound) {
         struct tern_shard *s = c->shard;
-        /* Modules act while the session is still in the directory (the
-         * presence module broadcasts unavailable here). */
         struct tern_event_args ev = {TERN_EV_SESSION_CLOSING, s, c, &c->jid, NULL};
         tern_modules_fire(&ev);
-        char *bare = tern_jid_bare(&c->jid);
-        tern_sessions_unbind(s->server->sessions, bare, c->jid.resource, c->uid);
-        free(bare);
+        tern_sessions_unbind(s->server->sessions, c->bare, c->jid.resource, c->uid);
         tern_shard_unbind(s, c->uid);
         c->bound = 0;
+        tern__csi_release(c);
+        tern__sm_handoff(c);
     }
+    tern__sm_release(c);
+    uv_timer_stop(&c->timer);
+    if (!c->transport_gone) {
+        c->transport_gone = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    }
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void teardown(struct tern_c2s *c) {
+    tern__c2s_teardown(c);
+}
+
+void tern__c2s_drop_transport(struct tern_c2s *c) {
+    if (c->transport_gone)
+        return;
+    c->transport_gone = 1;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    /* A hibernating session needs none of the stream's state. */
+    tern_xml_parser_free(&c->parser);
+    tern_tls_free(&c->tls);
+    tern_buf_free(&c->out);
+    tern__sasl_reset(c);
+}
+
+/* The connection broke (read or write error, reset, TLS failure): a
+ * resumable session hibernates, any other ends. */
+static void transport_lost(struct tern_c2s *c) {
+    if (c->torn_down)
+        return;
+    if (c->bound && tern__sm_hibernate(c))
+        return;
+    teardown(c);
+}
+
+static void on_lost_later(uv_timer_t *t) {
+    transport_lost(t->data);
+}
+
+/* From inside the output path, where state must not change under the caller. */
+static void transport_lost_later(struct tern_c2s *c) {
+    if (c->torn_down || c->transport_gone)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, on_lost_later, 0, 0);
+}
+
+void tern__c2s_adopt(struct tern_c2s *c, struct tern_c2s *old) {
+    struct tern_shard *s = c->shard;
+    /* identity */
+    tern_jid_free(&c->jid);
+    c->jid = old->jid;
+    memset(&old->jid, 0, sizeof old->jid);
+    free(c->bare);
+    c->bare = old->bare;
+    old->bare = tern_strdup(c->bare); /* for old's last log lines */
+    c->uid = old->uid;
+    /* presence state */
+    c->pres = old->pres;
+    memset(&old->pres, 0, sizeof old->pres);
+    tern_map_init(&old->pres.directed);
+    /* stream management: counters, queue, id; the timer stays each one's own */
+    struct tern_sm *sm = &c->sm, *osm = &old->sm;
+    sm->enabled = 1;
+    sm->resumable = osm->resumable;
+    sm->timeout = osm->timeout;
+    memcpy(sm->id, osm->id, sizeof sm->id);
+    osm->id[0] = '\0';
+    sm->h_in = osm->h_in;
+    sm->h_out = osm->h_out;
+    sm->acked = osm->acked;
+    sm->head = osm->head;
+    sm->tail = osm->tail;
+    sm->queued = osm->queued;
+    osm->head = osm->tail = NULL;
+    osm->queued = 0;
+    tern__sm_rebind_id(c);
+    /* the session lives on here */
+    c->bound = 1;
+    old->bound = 0;
+    tern_shard_bind(s, c->uid, c);
+    if (old->transport_gone)
+        teardown(old);
+    else
+        tern_c2s_close(old, TERN_SE_CONFLICT, "the session was resumed on another connection");
 }
 
 /* ---- output ---------------------------------------------------------------- */
@@ -137,12 +227,12 @@ static void on_written(uv_write_t *req, int status) {
     free(w);
     if (status < 0 && status != UV_ECANCELED && !c->closing) {
         tern_info(COMP, "%s: write failed: %s", c->peer, uv_strerror(status));
-        teardown(c);
+        transport_lost_later(c);
     }
 }
 
 static void flush_now(struct tern_c2s *c) {
-    if (c->out.len == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->out.len == 0 || c->transport_gone)
         return;
     uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -151,7 +241,7 @@ static void flush_now(struct tern_c2s *c) {
     if (n < 0) {
         tern_info(COMP, "%s: write failed: %s", c->peer, uv_strerror(n));
         tern_buf_free(&c->out);
-        teardown(c);
+        transport_lost_later(c);
         return;
     }
     size_t rest = c->out.len - (size_t)n;
@@ -160,7 +250,7 @@ static void flush_now(struct tern_c2s *c) {
             tern_warn(COMP, "%s: client is not reading (%zu bytes queued), closing", c->peer,
                       c->queued + rest);
             tern_buf_free(&c->out);
-            teardown(c);
+            transport_lost_later(c);
             return;
         }
         struct write_req *w = tern_malloc(sizeof *w + rest);
@@ -174,7 +264,7 @@ static void flush_now(struct tern_c2s *c) {
             c->queued -= rest;
             free(w);
             tern_buf_free(&c->out);
-            teardown(c);
+            transport_lost_later(c);
             return;
         }
     }
@@ -188,12 +278,13 @@ void tern__c2s_flush(struct tern_c2s *c) {
 }
 
 void tern__c2s_write(struct tern_c2s *c, const char *data, size_t len) {
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->transport_gone)
         return;
     int rc = c->tls ? tern_tls_write(c->tls, data, len) : tern_buf_add(&c->out, data, len);
     if (rc) {
         tern_warn(COMP, "%s: output buffer full, closing", c->peer);
-        teardown(c);
+        tern_buf_free(&c->out);
+        transport_lost_later(c);
         return;
     }
     tern__c2s_flush(c);
@@ -229,6 +320,15 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void send_header(struct tern_c2s *c, const char *to_attr);
 
 void tern_c2s_close(struct tern_c2s *c, enum tern_stream_error cond, const char *text) {
+    tern__c2s_close_with(c, cond, text, NULL);
+}
+
+void tern__c2s_close_with(struct tern_c2s *c, enum tern_stream_error cond, const char *text,
+                          const char *extra) {
+    if (c->transport_gone) {
+        teardown(c); /* hibernating: nothing to say, the session just ends */
+        return;
+    }
     if (c->closing)
         return;
     c->closing = 1;
@@ -249,6 +349,8 @@ void tern_c2s_close(struct tern_c2s *c, enum tern_stream_error cond, const char 
                 tern_xml_escape(&b, text, strlen(text));
                 tern_buf_adds(&b, "</text>");
             }
+            if (extra)
+                tern_buf_adds(&b, extra);
             tern_buf_adds(&b, "</stream:error>");
             tern__c2s_write(c, b.data, b.len);
             tern_buf_free(&b);
@@ -259,7 +361,7 @@ void tern_c2s_close(struct tern_c2s *c, enum tern_stream_error cond, const char 
             tern_tls_shutdown(c->tls);
     }
     flush_now(c);
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->transport_gone)
         return;
     uv_read_stop((uv_stream_t *)&c->tcp);
     /* Let the output drain, then close; a peer that never reads gets cut
@@ -316,6 +418,9 @@ static void send_features(struct tern_c2s *c) {
     } else {
         tern_buf_adds(&b, "<bind xmlns='" TERN_NS_BIND "'/>"
                           "<session xmlns='" TERN_NS_SESSION "'><optional/></session>");
+        tern__sm_features(c, &b);
+        if (cfg->csi_enabled)
+            tern_buf_adds(&b, "<csi xmlns='urn:xmpp:csi:0'/>");
         for (const struct tern_module *const *m = tern_modules; *m; m++)
             for (const char *const *f = (*m)->stream_features; f && *f; f++)
                 tern_buf_adds(&b, *f);
@@ -507,6 +612,7 @@ static void handle_bound(struct tern_c2s *c, struct tern_xml *el) {
     char *full = tern_jid_full(&c->jid);
     tern_xml_set_attr(el, "from", full);
     free(full);
+    tern__sm_count_in(c); /* XEP-0198: handled, whatever the outcome */
 
     if (strcmp(el->name, "iq") == 0) {
         struct tern_xml *session = tern_xml_child(el, TERN_NS_SESSION, "session");
@@ -528,7 +634,11 @@ static void on_stanza(void *ud, struct tern_xml *el) {
         tern_xml_unref(&el);
         return;
     }
-    if (c->bound) {
+    if (c->authenticated && strcmp(el->ns, "urn:xmpp:sm:3") == 0) {
+        tern__sm_handle(c, el);
+    } else if (c->bound && strcmp(el->ns, "urn:xmpp:csi:0") == 0) {
+        tern__csi_handle(c, el);
+    } else if (c->bound) {
         handle_bound(c, el);
     } else if (c->authenticated) {
         handle_prebind(c, el);
@@ -603,7 +713,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
             tern_info(COMP, "%s: read error: %s", c->peer, uv_strerror((int)nread));
         if (c->bound)
             tern_info(COMP, "%s: %s disconnected", c->peer, c->bare);
-        teardown(c);
+        transport_lost(c);
         return;
     }
     if (c->closing)
@@ -615,7 +725,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
             tern_info(COMP, "%s: TLS error: %s", c->peer, tern_tls_last_error());
             c->in_read = 0;
             flush_now(c);
-            teardown(c);
+            transport_lost(c);
             return;
         }
         if (rc == TERN_E_CLOSED && !c->closing)
@@ -716,14 +826,21 @@ void tern_c2s_accept(struct tern_shard *s, uv_stream_t *listener, int direct_tls
 }
 
 void tern_c2s_send_take(struct tern_c2s *c, struct tern_xml *stanza) {
-    if (!c->closing) {
-        tern__c2s_write_el(c, stanza);
-        if (strcmp(stanza->name, "message") == 0) {
-            struct tern_event_args ev = {TERN_EV_DELIVERED, c->shard, c, &c->jid, stanza};
-            tern_modules_fire(&ev);
-        }
+    if (c->torn_down) {
+        tern_xml_unref(&stanza);
+        return;
     }
-    tern_xml_unref(&stanza);
+    /* CSI may hold it; SM queues it until acknowledged (or for a hibernated
+     * or closing session, only queues it, for resumption or hand-off). */
+    tern__csi_send_take(c, stanza);
+}
+
+void tern__c2s_write_stanza(struct tern_c2s *c, struct tern_xml *stanza) {
+    tern__c2s_write_el(c, stanza);
+    if (strcmp(stanza->name, "message") == 0) {
+        struct tern_event_args ev = {TERN_EV_DELIVERED, c->shard, c, &c->jid, stanza};
+        tern_modules_fire(&ev);
+    }
 }
 
 const struct tern_jid *tern_c2s_jid(const struct tern_c2s *c) {

@@ -15,6 +15,40 @@ struct tern_tls;
 struct tern_xml_parser;
 struct tern_xml;
 
+/** One stanza sent and not yet acknowledged (XEP-0198), oldest first. */
+struct tern_sm_entry {
+    struct tern_sm_entry *next; /* newer entry */
+    struct tern_xml *stanza;    /* a reference */
+    int64_t stamp;              /* when it was queued, ms since the epoch (for <delay/>) */
+};
+
+/** Stream management state of a session (smacks.c). */
+struct tern_sm {
+    int enabled;                /* <enabled/> was sent */
+    int resumable;              /* resume='true' was granted */
+    int timer_open;             /* timer is initialised (closed in teardown) */
+    uv_timer_t timer;           /* ack requests, ack timeout, hibernation expiry */
+    char id[33];                /* resumption id */
+    int timeout;                /* resume timeout granted, seconds */
+    uint32_t h_in;              /* stanzas handled from the client (XEP-0198 h, wraps) */
+    uint32_t h_out;             /* stanzas sent to the client */
+    uint32_t acked;             /* last h the client acknowledged */
+    struct tern_sm_entry *head; /* unacked, oldest first */
+    struct tern_sm_entry *tail; /* newest */
+    uint32_t queued;            /* entries in the queue */
+    uint32_t since_r;           /* stanzas sent since the last <r/> */
+    uint64_t r_sent_at;         /* loop ms when an unanswered <r/> went out; 0 if none */
+    int hibernating;            /* transport gone, waiting for resumption */
+};
+
+/** Client state indication (csi.c): what waits while the client is inactive. */
+struct tern_csi {
+    int inactive;               /* <inactive/> in force */
+    struct tern_sm_entry *head; /* held stanzas, oldest first (reusing the SM entry) */
+    struct tern_sm_entry *tail; /* newest */
+    int count;                  /* entries held */
+};
+
 enum tern_sasl_mech {
     TERN_MECH_NONE = 0,
     TERN_MECH_PLAIN,
@@ -68,7 +102,15 @@ struct tern_c2s {
     enum tern_cb_type cb_type;       /* channel binding the client chose */
     char *sasl_user;                 /* prepared username of the exchange */
     int closing;                     /* close started; nothing more is processed */
+    int torn_down;                   /* teardown() ran */
+    int transport_gone;              /* socket closed (hibernation or teardown) */
+    struct tern_sm sm;               /* stream management */
+    struct tern_csi csi;             /* client state indication */
 };
+
+/** tern_c2s_close() with extra XML inside <stream:error/> (after the condition). */
+void tern__c2s_close_with(struct tern_c2s *c, enum tern_stream_error cond, const char *text,
+                          const char *extra);
 
 /** Write raw XML text to the client (encrypting if TLS runs). */
 void tern__c2s_write(struct tern_c2s *c, const char *data, size_t len);
@@ -81,6 +123,43 @@ void tern__c2s_ref(struct tern_c2s *c);
 void tern__c2s_unref(struct tern_c2s *c);
 /** SASL succeeded for c->sasl_user: switch to the authenticated stream. */
 void tern__c2s_authenticated(struct tern_c2s *c);
+
+/** Write one stanza now (SM counting and queueing happen in the caller). */
+void tern__c2s_write_stanza(struct tern_c2s *c, struct tern_xml *stanza);
+/** End the session for good: unbind, hand unacked stanzas on, free later. */
+void tern__c2s_teardown(struct tern_c2s *c);
+/** Close only the socket and drop the stream state; the session stays. */
+void tern__c2s_drop_transport(struct tern_c2s *c);
+/** Move the session state of old into c (resumption); old is torn down. */
+void tern__c2s_adopt(struct tern_c2s *c, struct tern_c2s *old);
+
+/* smacks.c: XEP-0198 */
+/** Handle an element in the urn:xmpp:sm:3 namespace. */
+void tern__sm_handle(struct tern_c2s *c, struct tern_xml *el);
+/** A stanza from the client was handled: count it. */
+void tern__sm_count_in(struct tern_c2s *c);
+/** Send (or, hibernating, only queue) a stanza; takes the reference. */
+void tern__sm_send_take(struct tern_c2s *c, struct tern_xml *stanza);
+/** The transport died: hibernate if resumable (returns 1), else 0. */
+int tern__sm_hibernate(struct tern_c2s *c);
+/** The session ends: hand every unacked stanza on (offline, other resources, bounces). */
+void tern__sm_handoff(struct tern_c2s *c);
+/** Release SM state (queue, timer, id registration). */
+void tern__sm_release(struct tern_c2s *c);
+/** After adoption: the resumption id names c now. */
+void tern__sm_rebind_id(struct tern_c2s *c);
+/** The <sm/> stream feature, if enabled. */
+void tern__sm_features(struct tern_c2s *c, struct tern_buf *out);
+
+/* csi.c: XEP-0352 */
+/** Handle <active/> / <inactive/>. */
+void tern__csi_handle(struct tern_c2s *c, struct tern_xml *el);
+/** Deliver or hold a stanza (takes the reference). */
+void tern__csi_send_take(struct tern_c2s *c, struct tern_xml *stanza);
+/** Send everything held. */
+void tern__csi_flush(struct tern_c2s *c);
+/** Drop everything held (session end after flush attempts). */
+void tern__csi_release(struct tern_c2s *c);
 
 /** Handle an element in the SASL namespace before authentication (sasl.c). */
 void tern__sasl_handle(struct tern_c2s *c, struct tern_xml *el);

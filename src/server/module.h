@@ -34,6 +34,11 @@ enum tern_event {
     TERN_EV_OFFLINE_STORED,  /* stanza stored offline for jid (bare), durably */
     TERN_EV_DELIVERED,       /* stanza written to session */
     TERN_EV_ACCOUNT_DELETED, /* jid (bare) no longer exists */
+    TERN_EV_SM_HIBERNATED,   /* session's transport died; it waits for resumption (queue on it) */
+    TERN_EV_SM_QUEUED,       /* stanza queued for a hibernated session */
+    TERN_EV_SM_ACK_OVERDUE,  /* session did not acknowledge within sm.ack_timeout */
+    TERN_EV_SM_RESUMED,      /* session resumed on a new connection */
+    TERN_EV_SM_EXPIRED,      /* hibernated session ended unresumed (before its hand-off) */
     TERN_EV__COUNT
 };
 

@@ -36,7 +36,11 @@ struct tern_xml {
     char *text;                  /* text node content (unescaped UTF-8); NULL for elements */
     size_t text_len;             /* bytes in text */
     int refs;                    /* references held on a root; 1 after _new */
+    unsigned flags;              /* routing marks on a root (TERN_XML_F_*), 0 when parsed */
 };
+
+/** Delivered to several resources of its addressee (RFC 6121 §8.5.2.1.1). */
+#define TERN_XML_F_MULTI 1u
 
 /** New element with namespace ns (may be "") and local name; refs = 1. */
 struct tern_xml *tern_xml_new(const char *ns, const char *name);

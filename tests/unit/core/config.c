@@ -404,7 +404,7 @@ static void test_unknown_key(void **state) {
                       "starttls_required)");
     expect_error("domain: a.b\ncolour: red\n",
                  NAME ":2: unknown key 'colour' (known keys: domain, data_dir, log, tls, c2s, "
-                      "c2s_tls, storage, auth, limits, offline)");
+                      "c2s_tls, storage, auth, limits, offline, sm, csi)");
     expect_error("limits:\n  max_stanza: 1\n",
                  NAME ":2: unknown key 'limits.max_stanza' (known keys in 'limits': "
                       "max_stanza_size, max_preauth_stanza_size, max_depth, preauth_timeout, "
@@ -412,12 +412,13 @@ static void test_unknown_key(void **state) {
     /* A dotted key is not a path into a section, and keys are case-sensitive. */
     expect_error("c2s.port: 1\n", NAME ":1: unknown key 'c2s.port' (known keys: domain, data_dir, "
                                        "log, tls, c2s, c2s_tls, storage, auth, limits, "
-                                       "offline)");
+                                       "offline, sm, csi)");
     expect_error("Domain: a\n", NAME ":1: unknown key 'Domain' (known keys: domain, data_dir, log, "
-                                     "tls, c2s, c2s_tls, storage, auth, limits, offline)");
+                                     "tls, c2s, c2s_tls, storage, auth, limits, offline, sm, csi)");
     /* Control bytes in the key are not echoed raw; long keys are cut. */
-    expect_error("\"a\\tb\": 1\n", NAME ":1: unknown key 'a?b' (known keys: domain, data_dir, log, "
-                                        "tls, c2s, c2s_tls, storage, auth, limits, offline)");
+    expect_error("\"a\\tb\": 1\n",
+                 NAME ":1: unknown key 'a?b' (known keys: domain, data_dir, log, "
+                      "tls, c2s, c2s_tls, storage, auth, limits, offline, sm, csi)");
     expect_error("tls:\n  aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: 1\n",
                  NAME ":2: unknown key 'tls.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' (known "
                       "keys in 'tls': certificate, key)");
