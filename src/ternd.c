@@ -17,6 +17,7 @@
 #include "server/control.h"
 #include "server/module.h"
 #include "server/iplimits.h"
+#include "server/iqtrack.h"
 #include "server/listener.h"
 #include "server/server.h"
 #include "server/sessions.h"
@@ -81,6 +82,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
     tern_listener_close(&d.c2s);
     tern_listener_close(&d.c2s_tls);
     tern_control_close(&d.control);
+    tern_iq_cancel_all(&d.shard0);
     d.shard0.on_idle = on_idle;
     uv_timer_start(&d.grace, on_grace, SHUTDOWN_GRACE_MS, 0);
     tern_shard_close_all(&d.shard0, TERN_SE_SYSTEM_SHUTDOWN, "the server is shutting down");

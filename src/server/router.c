@@ -16,6 +16,7 @@
 #include "mod/message.h"
 #include "mod/presence.h"
 #include "server/c2s.h"
+#include "server/iqtrack.h"
 #include "server/module.h"
 #include "server/server.h"
 #include "server/shard.h"
@@ -97,8 +98,12 @@ static void route_iq(struct tern_shard *shard, struct tern_c2s *c, const struct 
             bounce(shard, iq, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE, NULL);
         return;
     }
-    if (response)
-        return; /* to the server or an account: it matches nothing we asked */
+    if (response) {
+        /* to the server: the answer to a request it sent, or nothing */
+        if (!has_to || (!to->local && !to->resource))
+            tern_iq_response(shard, iq);
+        return;
+    }
     if (!has_to || !to->local) {
         iq_for_modules(shard, c, from, to, TERN_IQ_TO_SERVER, iq);
         return;
