@@ -31,3 +31,8 @@ format:
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# Side-by-side benchmarks against Prosody and ejabberd (bench/README.md).
+# BENCH_QUICK=1 make bench for the short run; bench/run.sh --smoke is the check for make test.
+bench: build
+	@bench/run.sh
