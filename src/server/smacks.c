@@ -161,6 +161,7 @@ static void ack(struct tern_sm *sm, uint32_t n) {
         sm->head = e->next;
         if (!sm->head)
             sm->tail = NULL;
+        e->stanza->flags |= TERN_XML_F_RECEIVED; /* the client has it */
         tern_xml_unref(&e->stanza);
         free(e);
         sm->queued--;
@@ -170,8 +171,10 @@ static void ack(struct tern_sm *sm, uint32_t n) {
 void tern__sm_send_take(struct tern_c2s *c, struct tern_xml *stanza) {
     struct tern_sm *sm = &c->sm;
     if (!sm->enabled) {
-        if (!c->closing && !c->transport_gone)
+        if (!c->closing && !c->transport_gone) {
             tern__c2s_write_stanza(c, stanza);
+            stanza->flags |= TERN_XML_F_RECEIVED; /* as far as we can ever know */
+        }
         tern_xml_unref(&stanza);
         return;
     }
@@ -442,7 +445,7 @@ static void hand_on(struct tern_c2s *c, struct tern_sm_entry *e, int others) {
         tern_xml_unref(&st);
         return;
     }
-    if ((st->flags & TERN_XML_F_MULTI) && others) {
+    if ((st->flags & TERN_XML_F_MULTI) && (others || (st->flags & TERN_XML_F_RECEIVED))) {
         tern_xml_unref(&st); /* another resource got it too */
         return;
     }
@@ -495,7 +498,14 @@ void tern__sm_release(struct tern_c2s *c) {
         uv_mutex_unlock(&ids_lock);
         sm->id[0] = '\0';
     }
-    ack(sm, sm->queued);
+    while (sm->head) { /* normally empty: the hand-off took everything */
+        struct tern_sm_entry *e = sm->head;
+        sm->head = e->next;
+        tern_xml_unref(&e->stanza);
+        free(e);
+    }
+    sm->tail = NULL;
+    sm->queued = 0;
     if (sm->timer_open && !uv_is_closing((uv_handle_t *)&sm->timer)) {
         uv_timer_stop(&sm->timer);
         uv_close((uv_handle_t *)&sm->timer, on_timer_closed);

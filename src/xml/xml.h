@@ -41,6 +41,8 @@ struct tern_xml {
 
 /** Delivered to several resources of its addressee (RFC 6121 §8.5.2.1.1). */
 #define TERN_XML_F_MULTI 1u
+/** Known to have reached one of them (written without SM, or acknowledged). */
+#define TERN_XML_F_RECEIVED 2u
 
 /** New element with namespace ns (may be "") and local name; refs = 1. */
 struct tern_xml *tern_xml_new(const char *ns, const char *name);
