@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/certgen.h"
+#include "server/component.h"
 #include "server/control.h"
 #include "server/module.h"
 #include "server/iplimits.h"
@@ -38,15 +39,16 @@ static void usage(FILE *f) {
 }
 
 struct daemon {
-    struct tern_config cfg;       /* configuration */
-    struct tern_server server;    /* shared context */
-    struct tern_shard shard0;     /* the one shard for now */
-    struct tern_listener c2s;     /* STARTTLS listener */
-    struct tern_listener c2s_tls; /* direct TLS listener */
-    struct tern_control *control; /* ternctl's socket */
-    uv_signal_t sigterm, sigint;  /* shutdown triggers */
-    uv_timer_t grace;             /* shutdown deadline */
-    int stopping;                 /* shutdown began */
+    struct tern_config cfg;                   /* configuration */
+    struct tern_server server;                /* shared context */
+    struct tern_shard shard0;                 /* the one shard for now */
+    struct tern_listener c2s;                 /* STARTTLS listener */
+    struct tern_listener c2s_tls;             /* direct TLS listener */
+    struct tern_component_listener component; /* XEP-0114 listener */
+    struct tern_control *control;             /* ternctl's socket */
+    uv_signal_t sigterm, sigint;              /* shutdown triggers */
+    uv_timer_t grace;                         /* shutdown deadline */
+    int stopping;                             /* shutdown began */
 };
 
 static struct daemon d;
@@ -60,14 +62,15 @@ static void finish(void) {
     tern_shard_close(&d.shard0);
 }
 
+/* A shard's last client connection or last component went: done when both did. */
 static void on_idle(struct tern_shard *s) {
-    if (d.stopping)
+    if (d.stopping && s->nconns == 0 && tern_component_count(s) == 0)
         finish();
 }
 
 static void on_grace(uv_timer_t *t) {
-    tern_warn(COMP, "%zu connections still open after %d ms, closing them", d.shard0.nconns,
-              SHUTDOWN_GRACE_MS);
+    tern_warn(COMP, "%zu connections still open after %d ms, closing them",
+              d.shard0.nconns + tern_component_count(&d.shard0), SHUTDOWN_GRACE_MS);
     /* Connections still draining are cut; their close callbacks run as the loop ends. */
     finish();
 }
@@ -81,13 +84,14 @@ static void on_signal(uv_signal_t *sig, int signum) {
               d.shard0.nconns);
     tern_listener_close(&d.c2s);
     tern_listener_close(&d.c2s_tls);
+    tern_component_listen_close(&d.component);
     tern_control_close(&d.control);
     tern_iq_cancel_all(&d.shard0);
     d.shard0.on_idle = on_idle;
     uv_timer_start(&d.grace, on_grace, SHUTDOWN_GRACE_MS, 0);
     tern_shard_close_all(&d.shard0, TERN_SE_SYSTEM_SHUTDOWN, "the server is shutting down");
-    if (d.shard0.nconns == 0)
-        finish();
+    tern_component_close_all(&d.shard0, TERN_SE_SYSTEM_SHUTDOWN, "the server is shutting down");
+    on_idle(&d.shard0);
 }
 
 static int mkdir_p(const char *path) {
@@ -211,6 +215,14 @@ int main(int argc, char **argv) {
         tern_error(COMP, "%s", err);
         return 1;
     }
+    /* XEP-0114: the listener opens only when some component is configured. */
+    tern_component_init(&d.cfg);
+    if (d.cfg.ncomponents && d.cfg.component.port &&
+        tern_component_listen(&d.component, &d.shard0, d.cfg.component.address,
+                              d.cfg.component.port, err, sizeof err) != 0) {
+        tern_error(COMP, "%s", err);
+        return 1;
+    }
     if (tern_modules_init(srv) != 0)
         return 1;
     if (tern_control_start(&d.shard0, &d.control, err, sizeof err) != 0)
@@ -221,10 +233,14 @@ int main(int argc, char **argv) {
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_timer_init(loop, &d.grace);
 
-    tern_info(COMP, "ready: domain %s; c2s %s (STARTTLS%s), %s (direct TLS); store %s",
+    tern_info(COMP,
+              "ready: domain %s; c2s %s (STARTTLS%s), %s (direct TLS); components %s (%zu); "
+              "store %s",
               d.cfg.domain, d.cfg.c2s.port ? d.c2s.name : "off",
               d.cfg.starttls_required ? " required" : " optional",
-              d.cfg.c2s_tls.port ? d.c2s_tls.name : "off", d.cfg.store_path);
+              d.cfg.c2s_tls.port ? d.c2s_tls.name : "off",
+              d.cfg.ncomponents && d.cfg.component.port ? d.component.name : "off",
+              d.cfg.ncomponents, d.cfg.store_path);
 
     uv_run(loop, UV_RUN_DEFAULT);
 
@@ -235,6 +251,7 @@ int main(int argc, char **argv) {
     uv_walk(loop, close_walk, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     tern_modules_fini(srv);
+    tern_component_fini();
     tern_sessions_free(&srv->sessions);
     tern_iplimits_free(&srv->ips);
     tern_tls_ctx_free(&srv->tls);

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -35,6 +36,11 @@ static const char usage_text[] =
     "  ternctl [-c FILE] passwd USER     change USER's password; read from stdin\n"
     "  ternctl [-c FILE] deluser USER    delete USER\n"
     "  ternctl [-c FILE] listusers       print every user's bare JID, sorted\n"
+    "  ternctl [-c FILE] push list USER  print USER's push registrations (XEP-0357), one\n"
+    "                                    a line: JID, node, resource, created (tab-separated)\n"
+    "  ternctl [-c FILE] push remove USER [JID [NODE]]\n"
+    "                                    remove USER's push registrations: all, all of\n"
+    "                                    one push service JID, or one JID and node\n"
     "  ternctl --help | -h               print this help\n"
     "\n"
     "  -c FILE   configuration file (default etc/ternd.yaml)\n"
@@ -377,6 +383,73 @@ static int cmd_listusers(struct tern_store_backend *b, const struct tern_config 
     return 0;
 }
 
+/* ---- push registrations (XEP-0357) ----------------------------------------------- */
+
+/* Refuse an unknown user with the usual message; 0 if the account exists. */
+static int need_account(struct tern_store_backend *b, const char *user, const char *jid) {
+    struct tern_scram_creds creds;
+    int rc = b->ops->account_get(b, user, &creds);
+    tern_memzero(&creds, sizeof creds);
+    if (rc == TERN_E_NOTFOUND)
+        fprintf(stderr, "ternctl: no such user: %s\n", jid);
+    else if (rc < 0)
+        print_store_error(jid, rc);
+    return rc;
+}
+
+static int cmd_push_list(struct tern_store_backend *b, const char *user, const char *jid) {
+    struct tern_push_reg *regs = NULL;
+    size_t n = 0;
+    if (need_account(b, user, jid) < 0)
+        return EXIT_FAIL;
+    int rc = b->ops->push_get(b, user, &regs, &n);
+    if (rc < 0) {
+        print_store_error(jid, rc);
+        return EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char created[32];
+        time_t t = (time_t)(regs[i].created_at / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("%s\t%s\t%s\t%s\n", regs[i].jid, regs[i].node,
+               regs[i].resource ? regs[i].resource : "-", created);
+    }
+    tern_push_regs_free(regs, n);
+    return 0;
+}
+
+static int cmd_push_remove(struct tern_store_backend *b, const char *user, const char *jid,
+                           const char *service, const char *node) {
+    char *prepared = NULL;
+    size_t removed = 0;
+    if (service) {
+        /* Stored prepared: compare the same way the server does. */
+        struct tern_jid j;
+        if (tern_jid_parse(&j, service) < 0) {
+            fprintf(stderr, "ternctl: '%s': not a valid JID\n", service);
+            return EXIT_FAIL;
+        }
+        prepared = tern_jid_full(&j);
+        tern_jid_free(&j);
+    }
+    int ret = EXIT_FAIL;
+    if (need_account(b, user, jid) < 0)
+        goto fail;
+    int rc = b->ops->push_del(b, user, prepared, node, &removed);
+    if (rc < 0) {
+        print_store_error(jid, rc);
+        goto fail;
+    }
+    printf("ternctl: removed %zu push registration%s of %s\n", removed, removed == 1 ? "" : "s",
+           jid);
+    ret = 0;
+fail:
+    free(prepared);
+    return ret;
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 static int usage_error(const char *msg, const char *arg) {
@@ -413,11 +486,27 @@ int main(int argc, char **argv) {
         return usage_error("no command given", NULL);
     const char *cmd = argv[optind];
     int nargs = argc - optind - 1;
-    int wants_user =
-        strcmp(cmd, "adduser") == 0 || strcmp(cmd, "passwd") == 0 || strcmp(cmd, "deluser") == 0;
+    const char *push_cmd = NULL;
+    if (strcmp(cmd, "push") == 0) {
+        /* push list USER | push remove USER [JID [NODE]]: USER comes after the verb. */
+        if (nargs < 1)
+            return usage_error("expected list or remove after ", cmd);
+        push_cmd = argv[optind + 1];
+        int list = strcmp(push_cmd, "list") == 0;
+        if (!list && strcmp(push_cmd, "remove") != 0)
+            return usage_error("unknown push command ", push_cmd);
+        if (nargs < 2 || nargs > (list ? 2 : 4))
+            return usage_error(list ? "expected one USER after push list"
+                                    : "expected USER [JID [NODE]] after push remove",
+                               NULL);
+        optind++;
+        nargs--;
+    }
+    int wants_user = push_cmd || strcmp(cmd, "adduser") == 0 || strcmp(cmd, "passwd") == 0 ||
+                     strcmp(cmd, "deluser") == 0;
     if (!wants_user && strcmp(cmd, "listusers") != 0)
         return usage_error("unknown command ", cmd);
-    if (nargs != (wants_user ? 1 : 0))
+    if (!push_cmd && nargs != (wants_user ? 1 : 0))
         return usage_error(wants_user ? "expected one USER after " : "no argument expected after ",
                            cmd);
 
@@ -451,7 +540,12 @@ int main(int argc, char **argv) {
         goto fail;
     }
 
-    if (strcmp(cmd, "adduser") == 0)
+    if (push_cmd && strcmp(push_cmd, "list") == 0)
+        ret = cmd_push_list(backend, user, jid);
+    else if (push_cmd)
+        ret = cmd_push_remove(backend, user, jid, nargs >= 2 ? argv[optind + 2] : NULL,
+                              nargs >= 3 ? argv[optind + 3] : NULL);
+    else if (strcmp(cmd, "adduser") == 0)
         ret = cmd_adduser(backend, &cfg, user, jid);
     else if (strcmp(cmd, "passwd") == 0)
         ret = cmd_passwd(backend, &cfg, user, jid);

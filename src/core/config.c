@@ -2,7 +2,9 @@
  * ternd configuration loader. The file is read with libyaml's event API and
  * every key is checked against one static schema table (one row per key: path,
  * type, range, offset into struct tern_config), so adding a key means adding
- * a row, a field and a line in docs/configuration.md.
+ * a row, a field and a line in docs/configuration.md. One row, 'components',
+ * is a mapping whose keys are data (component domain -> secret) rather than
+ * schema; secrets_value() reads it into arrays.
  */
 #include "core/config.h"
 
@@ -43,6 +45,8 @@ enum key_type {
     KEY_DURATION,  /* seconds, with optional s/m/h/d suffix, in [min, max] */
     KEY_LOG_LEVEL, /* debug, info, warn, error */
     KEY_BACKEND,   /* storage backend name: only "sqlite" */
+    KEY_SECRETS,   /* a mapping whose keys are data: component domain -> secret */
+    KEY_TEXT,      /* push: free text of 1 to max bytes (no NUL) */
 };
 
 /** One key the file may contain. */
@@ -100,6 +104,21 @@ static const struct key_row schema[] = {
     {"csi", KEY_SECTION, 0, 0, 0},
     {"csi.enabled", KEY_BOOL, 0, 0, OFF(csi_enabled)},
     {"csi.max_buffer", KEY_INT, 1, 10000, OFF(csi_max_buffer)},
+    {"component", KEY_SECTION, 0, 0, 0},
+    {"component.address", KEY_ADDRESS, 0, 0, OFF(component.address)},
+    {"component.port", KEY_INT, 0, 65535, OFF(component.port)},
+    {"components", KEY_SECRETS, 0, 0, 0},
+    /* push: XEP-0357 notifications (src/mod/push.c) */
+    {"push", KEY_SECTION, 0, 0, 0},
+    {"push.max_devices", KEY_INT, 1, 100, OFF(push_max_devices)},
+    {"push.timeout", KEY_DURATION, 1, 3600, OFF(push_timeout)},
+    {"push.max_errors", KEY_INT, 1, 1000, OFF(push_max_errors)},
+    {"push.max_queue", KEY_INT, 1, 1000000, OFF(push_max_queue)},
+    {"push.include_sender", KEY_BOOL, 0, 0, OFF(push_include_sender)},
+    {"push.include_body", KEY_BOOL, 0, 0, OFF(push_include_body)},
+    {"push.body_placeholder", KEY_TEXT, 1, 256, OFF(push_body_placeholder)},
+    {"push.ack_delay", KEY_DURATION, 1, 3600, OFF(push_ack_delay)},
+    {"push.max_hibernation", KEY_DURATION, 0, 7 * DAY, OFF(push_max_hibernation)},
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])
@@ -112,6 +131,7 @@ struct loader {
     const char *text;        /* the whole input, to place reader errors on a line */
     size_t len;              /* bytes in text */
     size_t line[NKEYS];      /* 1-based line each schema key was given on; 0 = not given */
+    size_t *component_line;  /* line of each entry of cfg->component_domains */
     char *err;               /* caller's message buffer (NULL if errlen is 0) */
     size_t errlen;           /* its size */
 };
@@ -149,6 +169,18 @@ void tern_config_defaults(struct tern_config *cfg) {
     cfg->sm_request_interval = 30;
     cfg->csi_enabled = 1;
     cfg->csi_max_buffer = 100;
+    cfg->component.address = tern_strdup("127.0.0.1");
+    cfg->component.port = 5347;
+    /* push */
+    cfg->push_max_devices = 5;
+    cfg->push_timeout = 30;
+    cfg->push_max_errors = 16;
+    cfg->push_max_queue = 10000;
+    cfg->push_include_sender = 0;
+    cfg->push_include_body = 0;
+    cfg->push_body_placeholder = tern_strdup("New message");
+    cfg->push_ack_delay = 30;
+    cfg->push_max_hibernation = 72 * 3600;
 }
 
 void tern_config_free(struct tern_config *cfg) {
@@ -161,6 +193,15 @@ void tern_config_free(struct tern_config *cfg) {
     free(cfg->c2s_tls.address);
     free(cfg->store_backend);
     free(cfg->store_path);
+    free(cfg->component.address);
+    for (size_t i = 0; i < cfg->ncomponents; i++) {
+        free(cfg->component_domains[i]);
+        tern_memzero(cfg->component_secrets[i], strlen(cfg->component_secrets[i]));
+        free(cfg->component_secrets[i]);
+    }
+    free(cfg->component_domains);
+    free(cfg->component_secrets);
+    free(cfg->push_body_placeholder); /* push */
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -285,6 +326,12 @@ static void describe_expected(const struct key_row *row, char *out, size_t outle
         break;
     case KEY_LOG_LEVEL: snprintf(out, outlen, "one of debug, info, warn, error"); break;
     case KEY_BACKEND: snprintf(out, outlen, "'sqlite' (the only backend for now)"); break;
+    case KEY_SECRETS:
+        snprintf(out, outlen, "a mapping of component domains to their secrets");
+        break;
+    case KEY_TEXT: /* push */
+        snprintf(out, outlen, "text of %lld to %lld bytes", row->min, row->max);
+        break;
     }
 }
 
@@ -455,6 +502,21 @@ static int domain_ok(const char *d, size_t len) {
     return 1;
 }
 
+/* s[0..len) lower-cased if it is a valid domain (domain_ok), else NULL; caller frees. */
+static char *lower_domain(const char *s, size_t len) {
+    if (memchr(s, '\0', len))
+        return NULL;
+    char *lower = tern_strndup(s, len);
+    for (size_t i = 0; i < len; i++)
+        if (lower[i] >= 'A' && lower[i] <= 'Z')
+            lower[i] = (char)(lower[i] - 'A' + 'a');
+    if (!domain_ok(lower, len)) {
+        free(lower);
+        return NULL;
+    }
+    return lower;
+}
+
 static void replace_string(char **field, const char *s) {
     free(*field);
     *field = tern_strdup(s);
@@ -475,14 +537,9 @@ static int convert(struct tern_config *cfg, const struct key_row *row, const cha
         replace_string(field, s);
         return 0;
     case KEY_DOMAIN: {
-        char *lower = tern_strdup(s);
-        for (size_t i = 0; i < len; i++)
-            if (lower[i] >= 'A' && lower[i] <= 'Z')
-                lower[i] = (char)(lower[i] - 'A' + 'a');
-        if (!domain_ok(lower, len)) {
-            free(lower);
+        char *lower = lower_domain(s, len);
+        if (!lower)
             return -1;
-        }
         free(*(char **)field);
         *(char **)field = lower;
         return 0;
@@ -520,6 +577,12 @@ static int convert(struct tern_config *cfg, const struct key_row *row, const cha
         return 0;
     case KEY_BACKEND:
         if (strcmp(s, "sqlite") != 0)
+            return -1;
+        replace_string(field, s);
+        return 0;
+    case KEY_SECRETS: return -1; /* a mapping, read by secrets_value() */
+    case KEY_TEXT:               /* push */
+        if (len < (size_t)row->min || len > (size_t)row->max)
             return -1;
         replace_string(field, s);
         return 0;
@@ -582,6 +645,7 @@ static int unknown_key(struct loader *ld, int section, size_t line, const yaml_e
 }
 
 static int parse_mapping(struct loader *ld, int section);
+static int secrets_value(struct loader *ld, int idx, size_t line, const yaml_event_t *val);
 
 /* The value of a section key: a mapping of its keys, or nothing (all defaults). */
 static int section_value(struct loader *ld, int idx, size_t line, const yaml_event_t *val) {
@@ -595,6 +659,98 @@ static int section_value(struct loader *ld, int idx, size_t line, const yaml_eve
     else
         describe_got(val, got, sizeof got);
     return report(ld, line, "key '%s': expected a mapping, got %s", schema[idx].path, got);
+}
+
+/* One entry of 'components' (key event k, value event v), appended to cfg. */
+static int secret_entry(struct loader *ld, const yaml_event_t *k, const yaml_event_t *v) {
+    struct tern_config *cfg = ld->cfg;
+    char shown[SHOW_MAX + 4], got[SHOW_MAX + 48];
+    size_t line = k->start_mark.line + 1;
+    if (k->type != YAML_SCALAR_EVENT || is_null(k)) {
+        describe_got(k, got, sizeof got);
+        return report(ld, line, "key 'components': expected a component domain as a key, got %s",
+                      got);
+    }
+    const char *ks = (const char *)k->data.scalar.value;
+    size_t klen = k->data.scalar.length;
+    char *domain = lower_domain(ks, klen);
+    if (!domain) {
+        show(shown, sizeof shown, ks, klen);
+        return report(ld, line,
+                      "key 'components.%s': a component's name must be a domain name or IP "
+                      "address of at most %d bytes",
+                      shown, MAX_DOMAIN_LEN);
+    }
+    show(shown, sizeof shown, domain, klen);
+    for (size_t i = 0; i < cfg->ncomponents; i++) {
+        if (strcmp(cfg->component_domains[i], domain) == 0) {
+            free(domain);
+            return report(ld, line, "key 'components.%s' given twice (first on line %zu)", shown,
+                          ld->component_line[i]);
+        }
+    }
+    /* A secret is never quoted back: only what kind of wrong value it was. */
+    int scalar = v->type == YAML_SCALAR_EVENT;
+    const char *vs = scalar ? (const char *)v->data.scalar.value : NULL;
+    size_t vlen = scalar ? v->data.scalar.length : 0;
+    if (!scalar || is_null(v) || vlen == 0 || memchr(vs, '\0', vlen)) {
+        if (scalar && !is_null(v))
+            snprintf(got, sizeof got, vlen ? "a string containing a NUL character" : "''");
+        else
+            describe_got(v, got, sizeof got);
+        free(domain);
+        return report(ld, line, "key 'components.%s': expected a non-empty secret, got %s", shown,
+                      got);
+    }
+    size_t n = cfg->ncomponents + 1;
+    cfg->component_domains = tern_realloc(cfg->component_domains, n * sizeof(char *));
+    cfg->component_secrets = tern_realloc(cfg->component_secrets, n * sizeof(char *));
+    ld->component_line = tern_realloc(ld->component_line, n * sizeof(size_t));
+    cfg->component_domains[n - 1] = domain;
+    cfg->component_secrets[n - 1] = tern_strndup(vs, vlen);
+    ld->component_line[n - 1] = line;
+    cfg->ncomponents = n;
+    return 0;
+}
+
+/*
+ * The value of 'components': a mapping whose keys are data, not schema
+ * (component domain -> shared secret, XEP-0114), or nothing (none). That a
+ * component does not take the server's own domain is checked in
+ * check_across(), since 'domain' may come later in the file.
+ */
+static int secrets_value(struct loader *ld, int idx, size_t line, const yaml_event_t *val) {
+    yaml_event_t k, v;
+    int rc;
+    if (is_null(val))
+        return 0;
+    if (val->type != YAML_MAPPING_START_EVENT) {
+        char want[160], got[SHOW_MAX + 48];
+        describe_expected(&schema[idx], want, sizeof want);
+        if (val->type == YAML_SCALAR_EVENT)
+            snprintf(got, sizeof got, "a scalar");
+        else
+            describe_got(val, got, sizeof got);
+        return report(ld, line, "key '%s': expected %s, got %s", schema[idx].path, want, got);
+    }
+    memset(&k, 0, sizeof k);
+    memset(&v, 0, sizeof v);
+    for (;;) {
+        rc = next_event(ld, &k);
+        if (rc || k.type == YAML_MAPPING_END_EVENT)
+            break;
+        rc = next_event(ld, &v);
+        if (rc)
+            break;
+        rc = secret_entry(ld, &k, &v);
+        if (rc)
+            break;
+        yaml_event_delete(&k);
+        yaml_event_delete(&v);
+    }
+    yaml_event_delete(&k);
+    yaml_event_delete(&v);
+    return rc;
 }
 
 static int scalar_value(struct loader *ld, int idx, size_t line, const yaml_event_t *val) {
@@ -647,6 +803,8 @@ static int parse_mapping(struct loader *ld, int section) {
         /* Errors about a value name the key's line: an empty value's mark is on the next. */
         if (schema[idx].type == KEY_SECTION)
             rc = section_value(ld, idx, line, &val);
+        else if (schema[idx].type == KEY_SECRETS)
+            rc = secrets_value(ld, idx, line, &val);
         else
             rc = scalar_value(ld, idx, line, &val);
         if (rc)
@@ -715,6 +873,42 @@ static int check_pair(struct loader *ld, const char *a, const char *b) {
     return 0;
 }
 
+/* XEP-0114 components: not the server's own domain, and a port of their own. */
+static int check_components(struct loader *ld) {
+    struct tern_config *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->ncomponents; i++) {
+        if (strcmp(cfg->component_domains[i], cfg->domain) == 0) {
+            char shown[SHOW_MAX + 4];
+            show(shown, sizeof shown, cfg->domain, strlen(cfg->domain));
+            return report(ld, ld->component_line[i],
+                          "key 'components.%s': a component cannot have the server's own domain",
+                          shown);
+        }
+    }
+    /* The listener opens only when components are configured (ternd.c). */
+    if (cfg->ncomponents == 0 || cfg->component.port == 0)
+        return 0;
+    const struct tern_listen *others[] = {&cfg->c2s, &cfg->c2s_tls};
+    const char *names[] = {"c2s", "c2s_tls"};
+    for (size_t i = 0; i < 2; i++) {
+        if (others[i]->port != cfg->component.port ||
+            strcmp(others[i]->address, cfg->component.address) != 0)
+            continue;
+        size_t line = ld->line[key_index("component.port")];
+        const char *key = "component.port";
+        if (!line) {
+            char other_key[32];
+            snprintf(other_key, sizeof other_key, "%s.port", names[i]);
+            line = ld->line[key_index(other_key)];
+            return report(ld, line, "key '%s': %s and component cannot both listen on %s port %d",
+                          other_key, names[i], cfg->component.address, cfg->component.port);
+        }
+        return report(ld, line, "key '%s': component and %s cannot both listen on %s port %d", key,
+                      names[i], cfg->component.address, cfg->component.port);
+    }
+    return 0;
+}
+
 static int check_across(struct loader *ld) {
     struct tern_config *cfg = ld->cfg;
     int rc = check_pair(ld, "tls.certificate", "tls.key");
@@ -749,7 +943,7 @@ static int check_across(struct loader *ld) {
         return report(ld, line, "key '%s': c2s and c2s_tls cannot both listen on %s port %d", key,
                       cfg->c2s.address, cfg->c2s.port);
     }
-    return 0;
+    return check_components(ld);
 }
 
 /* storage.path defaults to <data_dir>/tern.db, after data_dir is known. */
@@ -796,6 +990,7 @@ static int load_text(struct tern_config *cfg, const char *name, const char *text
     if (rc == 0)
         rc = check_across(&ld);
     yaml_parser_delete(&ld.parser);
+    free(ld.component_line);
     if (rc) {
         reset(cfg);
         return rc;

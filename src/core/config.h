@@ -67,6 +67,25 @@ struct tern_config {
     /* csi: client state indication (XEP-0352) */
     int csi_enabled;    /* bool; default 1 */
     int csi_max_buffer; /* stanzas held while inactive before a flush; default 100 */
+
+    /* component: external components (XEP-0114) */
+    struct tern_listen component; /* plain TCP listener; default 127.0.0.1:5347 */
+
+    /* components: component domain -> shared secret, in file order */
+    char **component_domains; /* lower-cased domains, ncomponents entries */
+    char **component_secrets; /* their secrets (zeroed when freed) */
+    size_t ncomponents;       /* entries in both arrays; 0 = none (no listener) */
+
+    /* push: notifications to app servers (XEP-0357, src/mod/push.c) */
+    int push_max_devices;        /* registrations kept per user (oldest evicted); default 5 */
+    int push_timeout;            /* seconds a publish may wait for its answer; default 30 */
+    int push_max_errors;         /* consecutive publish errors that remove one; default 16 */
+    int push_max_queue;          /* publishes in flight, whole server; default 10000 */
+    int push_include_sender;     /* bool: last-message-sender in notifications; default 0 */
+    int push_include_body;       /* bool: the real message text in notifications; default 0 */
+    char *push_body_placeholder; /* last-message-body otherwise; default "New message" */
+    int push_ack_delay;          /* seconds unacked before a live session is pushed; default 30 */
+    int push_max_hibernation;    /* seconds a push session stays hibernated; default 72h, 0 off */
 };
 
 /**

@@ -56,9 +56,15 @@ static struct tern_xml *info_result(const struct tern_xml *iq, int account) {
     return r;
 }
 
-static struct tern_xml *items_result(const struct tern_xml *iq) {
-    struct tern_xml *r = tern_stanza_result(iq);
-    tern_xml_add_el(r, NS_DISCO_ITEMS, "query");
+/* The domain's items are the external components (XEP-0114), connected or not. */
+static struct tern_xml *items_result(const struct tern_iq_ctx *ctx, int account) {
+    const struct tern_config *cfg = ctx->shard->server->cfg;
+    struct tern_xml *r = tern_stanza_result(ctx->iq);
+    struct tern_xml *q = tern_xml_add_el(r, NS_DISCO_ITEMS, "query");
+    for (size_t i = 0; !account && i < cfg->ncomponents; i++) {
+        struct tern_xml *item = tern_xml_add_el(q, NULL, "item");
+        tern_xml_set_attr(item, "jid", cfg->component_domains[i]);
+    }
     return r;
 }
 
@@ -70,7 +76,7 @@ static void answer(struct tern_iq_ctx *ctx, int account) {
     else if (strcmp(ns, NS_DISCO_INFO) == 0)
         tern_module_reply(ctx, info_result(ctx->iq, account));
     else if (strcmp(ns, NS_DISCO_ITEMS) == 0)
-        tern_module_reply(ctx, items_result(ctx->iq));
+        tern_module_reply(ctx, items_result(ctx, account));
 }
 
 /* ---- on an account's behalf: only if it exists (RFC 6121 §8.5.1) ------------ */

@@ -5,7 +5,8 @@ extern const struct tern_module tern_mod_disco;
 extern const struct tern_module tern_mod_roster;
 extern const struct tern_module tern_mod_presence;
 extern const struct tern_module tern_mod_offline;
+extern const struct tern_module tern_mod_push;
 
 const struct tern_module *const tern_modules[] = {
-    &tern_mod_disco, &tern_mod_roster, &tern_mod_presence, &tern_mod_offline, NULL,
+    &tern_mod_disco, &tern_mod_roster, &tern_mod_presence, &tern_mod_offline, &tern_mod_push, NULL,
 };

@@ -866,3 +866,41 @@ struct tern_shard *tern_c2s_shard(const struct tern_c2s *c) {
 struct tern_c2s_presence *tern_c2s_presence(struct tern_c2s *c) {
     return &c->pres;
 }
+
+/* ---- stream management facts, for modules ---------------------------------------- */
+
+void tern_c2s_sm_info(const struct tern_c2s *c, struct tern_c2s_sm_info *out) {
+    const struct tern_sm *sm = &c->sm;
+    memset(out, 0, sizeof *out);
+    if (!sm->enabled)
+        return;
+    out->enabled = 1;
+    out->resumable = sm->resumable;
+    out->hibernating = sm->hibernating;
+    out->timeout = sm->timeout;
+    out->h_out = sm->h_out;
+    out->acked = sm->acked;
+    out->queued = sm->queued;
+    out->r_sent_at = sm->r_sent_at;
+}
+
+void tern_c2s_sm_unacked(const struct tern_c2s *c, tern_c2s_unacked_fn fn, void *ud) {
+    uint32_t h = c->sm.acked;
+    for (const struct tern_sm_entry *e = c->sm.head; e; e = e->next)
+        if (fn(e->stanza, ++h, e->stamp, ud))
+            return;
+}
+
+int tern_c2s_sm_set_expiry(struct tern_c2s *c, int seconds) {
+    struct tern_sm *sm = &c->sm;
+    if (!sm->hibernating || !sm->timer_open || c->torn_down || seconds < 1 ||
+        !uv_is_active((uv_handle_t *)&sm->timer))
+        return TERN_E_INVAL;
+    /* The expiry timer and its callback belong to smacks.c. uv_timer_again()
+     * restarts a timer with its own callback, using the repeat value as the
+     * timeout; the callback ends the session, which closes the timer, so the
+     * repeat never comes into play. */
+    uv_timer_set_repeat(&sm->timer, (uint64_t)seconds * 1000);
+    uv_timer_again(&sm->timer);
+    return 0;
+}

@@ -68,4 +68,40 @@ struct tern_c2s_presence {
 /** c's presence state (never NULL for a bound session). */
 struct tern_c2s_presence *tern_c2s_presence(struct tern_c2s *c);
 
+/* ---- stream management facts, for modules (the push module) ---------------- */
+
+/** Where a session's stream management stands (XEP-0198). */
+struct tern_c2s_sm_info {
+    int enabled;        /* <enabled/> was sent */
+    int resumable;      /* resumption was granted */
+    int hibernating;    /* the transport is gone; the session waits for resumption */
+    int timeout;        /* resume timeout granted, seconds */
+    uint32_t h_out;     /* stanzas counted as sent (wraps) */
+    uint32_t acked;     /* the last h the client acknowledged */
+    uint32_t queued;    /* stanzas sent (or queued) and not yet acknowledged */
+    uint64_t r_sent_at; /* loop ms (uv_now) when an unanswered <r/> went out; 0 if none */
+};
+
+/** Fill *out for c (all zero for a session without stream management). */
+void tern_c2s_sm_info(const struct tern_c2s *c, struct tern_c2s_sm_info *out);
+
+/**
+ * Called for one unacknowledged stanza (borrowed for the call): h is its
+ * XEP-0198 count (acked + 1 for the oldest, wraps), stamp when it was
+ * queued (ms since the epoch). Return non-zero to stop the walk. It must not
+ * send anything to c nor end it.
+ */
+typedef int (*tern_c2s_unacked_fn)(const struct tern_xml *stanza, uint32_t h, int64_t stamp,
+                                   void *ud);
+
+/** Walk c's unacknowledged stanzas, oldest first. */
+void tern_c2s_sm_unacked(const struct tern_c2s *c, tern_c2s_unacked_fn fn, void *ud);
+
+/**
+ * Let a hibernating session wait `seconds` (at least 1) from now before it
+ * expires, instead of what is left of its resume timeout. Returns 0, or
+ * TERN_E_INVAL if c is not hibernating.
+ */
+int tern_c2s_sm_set_expiry(struct tern_c2s *c, int seconds);
+
 #endif

@@ -3,7 +3,9 @@
  * stanzas the server or a module makes (replies, roster pushes, presence
  * broadcasts, bounces) through tern_router_send(). Delivery to a bound
  * session goes through tern_router_to_session(), which crosses shards via
- * their inboxes; nothing here assumes a single loop.
+ * their inboxes; nothing here assumes a single loop. A domain that is not
+ * ours may be an external component's (XEP-0114): component.c delivers to
+ * it, and its own stanzas enter through component.c too.
  */
 #include "server/router.h"
 
@@ -11,11 +13,13 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "mod/message.h"
 #include "mod/presence.h"
 #include "server/c2s.h"
+#include "server/component.h"
 #include "server/iqtrack.h"
 #include "server/module.h"
 #include "server/server.h"
@@ -37,6 +41,24 @@ static void bounce(struct tern_shard *shard, const struct tern_xml *stanza,
         return; /* RFC 6120 §8.3.1 */
     struct tern_stanza_error e = {type, cond, text};
     tern_router_send(shard, tern_stanza_error_reply(stanza, &e));
+}
+
+/*
+ * XEP-0114: a stanza for the domain of a configured external component goes
+ * onto its stream (component.c). Returns 0 if to's domain is no component's
+ * (the caller goes on), 1 if the stanza was dealt with: delivered, or, while
+ * the component is not connected, bounced with service-unavailable (presence
+ * and answers are dropped, RFC 6120 §8.3.1).
+ */
+static int to_component(struct tern_shard *shard, const struct tern_jid *to,
+                        struct tern_xml *stanza) {
+    int rc = tern_component_send(shard, to->domain, tern_xml_ref(stanza));
+    if (rc == TERN_E_NOTFOUND)
+        return 0;
+    if (rc != 0 && strcmp(stanza->name, "presence") != 0)
+        bounce(shard, stanza, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE,
+               "the service is offline");
+    return 1;
 }
 
 void tern_router_bounce(struct tern_shard *shard, const struct tern_xml *stanza,
@@ -137,6 +159,8 @@ void tern_router_route(struct tern_c2s *c, struct tern_xml *stanza) {
         to.resource = NULL;
     }
     if (!is_local_domain(shard, &to)) {
+        if (to_component(shard, &to, stanza))
+            goto out;
         /* No federation yet: RFC 6120 §8.3.3.13 */
         bounce(shard, stanza, TERN_ET_CANCEL, TERN_SC_REMOTE_SERVER_NOT_FOUND, NULL);
         goto out;
@@ -164,6 +188,8 @@ void tern_router_send(struct tern_shard *shard, struct tern_xml *stanza) {
         tern_warn(COMP, "dropping <%s/> with a missing or invalid 'to'", stanza->name);
         goto out;
     }
+    if (!is_local_domain(shard, &to) && to_component(shard, &to, stanza))
+        goto out;
     if (!is_local_domain(shard, &to) || !to.local) {
         tern_debug(COMP, "dropping <%s/> to %s: not a local account", stanza->name, to_s);
         goto out;

@@ -27,7 +27,7 @@
 /*
  * Numbered migrations. Each runs once, in order, inside the transaction that
  * records its number in schema_version. Never edit a migration that shipped:
- * add the next one (push registrations ...) and raise
+ * add the next one and raise
  * TERN__SQLITE_SCHEMA_VERSION.
  */
 struct migration {
@@ -85,6 +85,24 @@ static const struct migration migrations[] = {
         " xml BLOB NOT NULL"
         ");"
         "CREATE INDEX offline_messages_by_user ON offline_messages (username, id);"},
+    /*
+     * Push registrations (XEP-0357): one row per (user, service jid, node).
+     * The UNIQUE constraint doubles as the per-user index. id only orders
+     * registrations enabled in the same millisecond (eviction takes the
+     * oldest); AUTOINCREMENT so that it only ever grows.
+     */
+    {3, "CREATE TABLE push_registrations ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,"
+        " jid TEXT NOT NULL,"
+        " node TEXT NOT NULL,"
+        " options BLOB,"
+        " resource TEXT,"
+        " flags INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL,"
+        " errors INTEGER NOT NULL DEFAULT 0,"
+        " UNIQUE (username, jid, node)"
+        ");"},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == TERN__SQLITE_SCHEMA_VERSION,
@@ -120,6 +138,16 @@ enum stmt_id {
     ST_OFF_SELECT,
     ST_OFF_DELETE,
     ST_OFF_COUNT,
+    ST_PUSH_UPSERT,
+    ST_PUSH_SELECT,
+    ST_PUSH_EXCESS,
+    ST_PUSH_DELETE_ID,
+    ST_PUSH_DELETE_NODE,
+    ST_PUSH_DELETE_JID,
+    ST_PUSH_DELETE_USER,
+    ST_PUSH_ERROR_ADD,
+    ST_PUSH_ERROR_SELECT,
+    ST_PUSH_ERROR_RESET,
     ST_COUNT
 };
 
@@ -185,6 +213,32 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " ORDER BY id",
     [ST_OFF_DELETE] = "DELETE FROM offline_messages WHERE username = ?1 AND id <= ?2",
     [ST_OFF_COUNT] = "SELECT COUNT(*) FROM offline_messages WHERE username = ?1",
+    /* An upsert keeps the row's id; created_at moves, so a re-enabled
+     * registration counts as the newest. */
+    [ST_PUSH_UPSERT] = "INSERT INTO push_registrations (username, jid, node, options, resource,"
+                       " flags, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                       " ON CONFLICT (username, jid, node) DO UPDATE SET"
+                       " options = excluded.options, resource = excluded.resource,"
+                       " flags = excluded.flags, created_at = excluded.created_at, errors = 0",
+    [ST_PUSH_SELECT] = "SELECT jid, node, options, resource, flags, created_at, errors, id"
+                       " FROM push_registrations WHERE username = ?1 ORDER BY created_at, id",
+    /* Everything but the ?2 newest, oldest first. */
+    [ST_PUSH_EXCESS] = "SELECT jid, node, options, resource, flags, created_at, errors, id"
+                       " FROM push_registrations WHERE username = ?1 AND id NOT IN"
+                       " (SELECT id FROM push_registrations WHERE username = ?1"
+                       "  ORDER BY created_at DESC, id DESC LIMIT ?2)"
+                       " ORDER BY created_at, id",
+    [ST_PUSH_DELETE_ID] = "DELETE FROM push_registrations WHERE id = ?1",
+    [ST_PUSH_DELETE_NODE] = "DELETE FROM push_registrations WHERE username = ?1 AND jid = ?2"
+                            " AND node = ?3",
+    [ST_PUSH_DELETE_JID] = "DELETE FROM push_registrations WHERE username = ?1 AND jid = ?2",
+    [ST_PUSH_DELETE_USER] = "DELETE FROM push_registrations WHERE username = ?1",
+    [ST_PUSH_ERROR_ADD] = "UPDATE push_registrations SET errors = errors + 1"
+                          " WHERE username = ?1 AND jid = ?2 AND node = ?3",
+    [ST_PUSH_ERROR_SELECT] = "SELECT errors FROM push_registrations WHERE username = ?1"
+                             " AND jid = ?2 AND node = ?3",
+    [ST_PUSH_ERROR_RESET] = "UPDATE push_registrations SET errors = 0 WHERE username = ?1"
+                            " AND jid = ?2 AND node = ?3 AND errors <> 0",
 };
 
 struct sqlite_backend {
@@ -776,6 +830,230 @@ static int sq_offline_count(struct tern_store_backend *b, const char *user, size
     return rc;
 }
 
+/* ---- push registrations (XEP-0357) -------------------------------------------- */
+
+/* Bind user, jid and node to ?1 .. ?3. */
+static int bind_reg_key(struct sqlite_backend *sb, enum stmt_id id, const char *user,
+                        const char *jid, const char *node, const char *what) {
+    sqlite3_stmt *st = sb->stmt[id];
+    int rc = bind_user(sb, id, user, jid, what);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_bind_text(st, 3, node, -1, SQLITE_STATIC);
+    return rc == SQLITE_OK ? 0 : bind_failed(sb, st, rc, what);
+}
+
+static char *column_strdup(sqlite3_stmt *st, int col) {
+    const unsigned char *s = sqlite3_column_text(st, col);
+    return s ? tern_strdup((const char *)s) : NULL;
+}
+
+/* Step a statement yielding registration rows (columns as in ST_PUSH_SELECT)
+ * into a malloc'd array, ids into *ids when not NULL; resets it. */
+static int read_regs(struct sqlite_backend *sb, enum stmt_id id, const char *what,
+                     struct tern_push_reg **out, int64_t **ids, size_t *n) {
+    sqlite3_stmt *st = sb->stmt[id];
+    struct tern_push_reg *list = NULL;
+    int64_t *idl = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            list = tern_realloc(list, cap * sizeof *list);
+            idl = tern_realloc(idl, cap * sizeof *idl);
+        }
+        struct tern_push_reg *r = &list[len];
+        r->jid = column_strdup(st, 0);
+        r->node = column_strdup(st, 1);
+        r->options = NULL;
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+            size_t olen = (size_t)sqlite3_column_bytes(st, 2);
+            const void *p = sqlite3_column_blob(st, 2);
+            r->options = tern_malloc(olen + 1);
+            if (olen)
+                memcpy(r->options, p, olen);
+            r->options[olen] = '\0';
+        }
+        r->resource = column_strdup(st, 3);
+        r->flags = (unsigned)sqlite3_column_int(st, 4);
+        r->created_at = (int64_t)sqlite3_column_int64(st, 5);
+        r->errors = sqlite3_column_int(st, 6);
+        idl[len] = (int64_t)sqlite3_column_int64(st, 7);
+        len++;
+        if (!r->jid || !r->node) { /* NOT NULL columns: cannot happen */
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rc = fail(sb, rc, what);
+        finish(st);
+        tern_push_regs_free(list, len);
+        free(idl);
+        return rc;
+    }
+    finish(st);
+    *out = list;
+    *n = len;
+    if (ids)
+        *ids = idl;
+    else
+        free(idl);
+    return 0;
+}
+
+/* Delete the user's registrations beyond the max newest; what went into *evicted. */
+static int evict(struct sqlite_backend *sb, const char *user, int max,
+                 struct tern_push_reg **evicted, size_t *nevicted) {
+    const char *what = "push_put";
+    struct tern_push_reg *regs = NULL;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc = bind_user(sb, ST_PUSH_EXCESS, user, NULL, what);
+    if (rc == 0) {
+        rc = sqlite3_bind_int(sb->stmt[ST_PUSH_EXCESS], 2, max);
+        if (rc != SQLITE_OK)
+            return bind_failed(sb, sb->stmt[ST_PUSH_EXCESS], rc, what);
+        rc = read_regs(sb, ST_PUSH_EXCESS, what, &regs, &ids, &n);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = sqlite3_bind_int64(sb->stmt[ST_PUSH_DELETE_ID], 1, (sqlite3_int64)ids[i]);
+        rc = rc == SQLITE_OK ? step_done(sb, ST_PUSH_DELETE_ID, what)
+                             : bind_failed(sb, sb->stmt[ST_PUSH_DELETE_ID], rc, what);
+    }
+    free(ids);
+    if (rc < 0 || !evicted) {
+        tern_push_regs_free(regs, n);
+        return rc;
+    }
+    *evicted = regs;
+    *nevicted = n;
+    return 0;
+}
+
+static int sq_push_put(struct tern_store_backend *b, const char *user,
+                       const struct tern_push_reg *reg, int max, struct tern_push_reg **evicted,
+                       size_t *nevicted) {
+    struct sqlite_backend *sb = from_base(b);
+    sqlite3_stmt *st = sb->stmt[ST_PUSH_UPSERT];
+    const char *what = "push_put";
+    if (evicted) {
+        *evicted = NULL;
+        *nevicted = 0;
+    }
+    if (!reg->jid || !reg->node)
+        return TERN_E_INVAL;
+    int rc = op_begin(sb, what);
+    if (rc < 0)
+        return rc;
+    rc = bind_reg_key(sb, ST_PUSH_UPSERT, user, reg->jid, reg->node, what);
+    if (rc == 0) {
+        int brc = reg->options
+                      ? sqlite3_bind_blob64(st, 4, reg->options,
+                                            (sqlite3_uint64)strlen(reg->options), SQLITE_STATIC)
+                      : sqlite3_bind_null(st, 4);
+        if (brc == SQLITE_OK) /* a NULL resource binds NULL */
+            brc = sqlite3_bind_text(st, 5, reg->resource, -1, SQLITE_STATIC);
+        if (brc == SQLITE_OK)
+            brc = sqlite3_bind_int(st, 6, (int)reg->flags);
+        if (brc == SQLITE_OK)
+            brc = sqlite3_bind_int64(st, 7, (sqlite3_int64)reg->created_at);
+        rc =
+            brc == SQLITE_OK ? step_done(sb, ST_PUSH_UPSERT, what) : bind_failed(sb, st, brc, what);
+    }
+    if (rc == 0 && max > 0)
+        rc = evict(sb, user, max, evicted, nevicted);
+    rc = op_end(sb, rc, what);
+    if (rc < 0 && evicted) {
+        tern_push_regs_free(*evicted, *nevicted);
+        *evicted = NULL;
+        *nevicted = 0;
+    }
+    return rc;
+}
+
+static int sq_push_get(struct tern_store_backend *b, const char *user, struct tern_push_reg **regs,
+                       size_t *n) {
+    struct sqlite_backend *sb = from_base(b);
+    *regs = NULL;
+    *n = 0;
+    int rc = bind_user(sb, ST_PUSH_SELECT, user, NULL, "push_get");
+    if (rc < 0)
+        return rc;
+    return read_regs(sb, ST_PUSH_SELECT, "push_get", regs, NULL, n);
+}
+
+static int sq_push_del(struct tern_store_backend *b, const char *user, const char *jid,
+                       const char *node, size_t *removed) {
+    struct sqlite_backend *sb = from_base(b);
+    const char *what = "push_del";
+    enum stmt_id id;
+    int rc;
+    if (removed)
+        *removed = 0;
+    if (!jid && node)
+        return TERN_E_INVAL;
+    if (node) {
+        id = ST_PUSH_DELETE_NODE;
+        rc = bind_reg_key(sb, id, user, jid, node, what);
+    } else {
+        id = jid ? ST_PUSH_DELETE_JID : ST_PUSH_DELETE_USER;
+        rc = bind_user(sb, id, user, jid, what);
+    }
+    if (rc == 0)
+        rc = step_done(sb, id, what);
+    if (rc == 0 && removed)
+        *removed = (size_t)sqlite3_changes(sb->db);
+    return rc;
+}
+
+static int sq_push_error(struct tern_store_backend *b, const char *user, const char *jid,
+                         const char *node, int max_errors, int *errors) {
+    struct sqlite_backend *sb = from_base(b);
+    const char *what = "push_error";
+    if (!jid || !node)
+        return TERN_E_INVAL;
+    int rc = op_begin(sb, what);
+    if (rc < 0)
+        return rc;
+    rc = bind_reg_key(sb, ST_PUSH_ERROR_ADD, user, jid, node, what);
+    if (rc == 0)
+        rc = step_done(sb, ST_PUSH_ERROR_ADD, what);
+    if (rc == 0 && sqlite3_changes(sb->db) == 0)
+        rc = TERN_E_NOTFOUND;
+    if (rc == 0)
+        rc = bind_reg_key(sb, ST_PUSH_ERROR_SELECT, user, jid, node, what);
+    if (rc == 0) {
+        sqlite3_stmt *st = sb->stmt[ST_PUSH_ERROR_SELECT];
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            *errors = sqlite3_column_int(st, 0);
+        else
+            rc = fail(sb, src == SQLITE_DONE ? SQLITE_ERROR : src, what);
+        finish(st);
+    }
+    /* XEP-0357 §7.1: enough errors in a row and the service counts as disabled. */
+    if (rc == 0 && max_errors > 0 && *errors >= max_errors) {
+        rc = bind_reg_key(sb, ST_PUSH_DELETE_NODE, user, jid, node, what);
+        if (rc == 0)
+            rc = step_done(sb, ST_PUSH_DELETE_NODE, what);
+    }
+    return op_end(sb, rc, what);
+}
+
+static int sq_push_ok(struct tern_store_backend *b, const char *user, const char *jid,
+                      const char *node) {
+    struct sqlite_backend *sb = from_base(b);
+    if (!jid || !node)
+        return TERN_E_INVAL;
+    int rc = bind_reg_key(sb, ST_PUSH_ERROR_RESET, user, jid, node, "push_ok");
+    if (rc < 0)
+        return rc;
+    return step_done(sb, ST_PUSH_ERROR_RESET, "push_ok");
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
 static void sq_close(struct tern_store_backend *b) {
@@ -810,6 +1088,11 @@ static const struct tern_store_backend_ops sqlite_ops = {
     .offline_get = sq_offline_get,
     .offline_del = sq_offline_del,
     .offline_count = sq_offline_count,
+    .push_put = sq_push_put,
+    .push_get = sq_push_get,
+    .push_del = sq_push_del,
+    .push_error = sq_push_error,
+    .push_ok = sq_push_ok,
     .close = sq_close,
 };
 

@@ -87,6 +87,16 @@ void tern_offline_msgs_free(struct tern_offline_msg *msgs, size_t n) {
     free(msgs);
 }
 
+void tern_push_regs_free(struct tern_push_reg *regs, size_t n) {
+    for (size_t i = 0; regs && i < n; i++) {
+        free(regs[i].jid);
+        free(regs[i].node);
+        free(regs[i].options);
+        free(regs[i].resource);
+    }
+    free(regs);
+}
+
 /* ---- the asynchronous front -------------------------------------------------- */
 
 struct tern_store {

@@ -51,12 +51,32 @@ struct tern_offline_msg {
     size_t len;    /* bytes in xml */
 };
 
+/**
+ * One push registration (XEP-0357 §5): where the server publishes
+ * notifications for one device of a user. Strings are owned by the struct.
+ */
+struct tern_push_reg {
+    char *jid;          /* the app server's XMPP Push Service, a prepared JID */
+    char *node;         /* the node provisioned there (never NULL) */
+    char *options;      /* serialized publish-options <x xmlns='jabber:x:data'/>, or NULL */
+    char *resource;     /* resource of the session that enabled it, or NULL */
+    unsigned flags;     /* the user's content restrictions (TERN_PUSH_F_*) */
+    int64_t created_at; /* when it was (last) enabled, Unix time in milliseconds */
+    int errors;         /* consecutive publish errors counted against it */
+};
+
+/** Content restrictions a user asked for when enabling (urn:xmpp:push:options). */
+#define TERN_PUSH_F_NO_BODY   1u /* never the message text, whatever push.include_body says */
+#define TERN_PUSH_F_NO_SENDER 2u /* never the sender, whatever push.include_sender says */
+
 /** Free what item owns (not item itself, which usually sits in an array) and zero it. */
 void tern_roster_item_free(struct tern_roster_item *item);
 /** Free every item and the array of a roster from roster_get, and zero it. */
 void tern_roster_free(struct tern_roster *roster);
 /** Free an array of n messages from offline_get (NULL is fine). */
 void tern_offline_msgs_free(struct tern_offline_msg *msgs, size_t n);
+/** Free an array of n registrations from push_get / push_put (NULL is fine). */
+void tern_push_regs_free(struct tern_push_reg *regs, size_t n);
 
 /**
  * A backend's synchronous operations. They block, so ternd only ever calls
@@ -125,6 +145,42 @@ struct tern_store_backend_ops {
     /** How many messages the user holds. */
     int (*offline_count)(struct tern_store_backend *b, const char *user, size_t *n);
 
+    /*
+     * push registrations (XEP-0357); keyed by (user, jid, node). They belong
+     * to the account like rosters: account_delete removes them.
+     */
+    /**
+     * Insert reg, or replace the registration with the same jid and node
+     * (options, resource, flags and created_at are taken from reg; errors
+     * start again at 0). Then, if max > 0 and the user holds more than max,
+     * the oldest (by created_at, then insertion) are deleted and returned in
+     * *evicted (oldest first; free with tern_push_regs_free; may be NULL if
+     * the caller does not want them). All or nothing. TERN_E_INVAL for a
+     * NULL jid or node.
+     */
+    int (*push_put)(struct tern_store_backend *b, const char *user, const struct tern_push_reg *reg,
+                    int max, struct tern_push_reg **evicted, size_t *nevicted);
+    /** The user's registrations, oldest first (none: *regs NULL, *n 0). */
+    int (*push_get)(struct tern_store_backend *b, const char *user, struct tern_push_reg **regs,
+                    size_t *n);
+    /**
+     * Delete the registration (jid, node); with node NULL every one of jid;
+     * with jid NULL too every one of the user. *removed (may be NULL) gets
+     * how many went; removing nothing is not an error.
+     */
+    int (*push_del)(struct tern_store_backend *b, const char *user, const char *jid,
+                    const char *node, size_t *removed);
+    /**
+     * Count one more publish error against (jid, node); *errors gets the new
+     * count. If it reaches max_errors (> 0) the registration is deleted in the
+     * same operation. TERN_E_NOTFOUND if there is no such registration.
+     */
+    int (*push_error)(struct tern_store_backend *b, const char *user, const char *jid,
+                      const char *node, int max_errors, int *errors);
+    /** A publish succeeded: the error count of (jid, node) starts again at 0. */
+    int (*push_ok)(struct tern_store_backend *b, const char *user, const char *jid,
+                   const char *node);
+
     void (*close)(struct tern_store_backend *b);
 };
 
@@ -144,7 +200,7 @@ void tern_store_backend_close(struct tern_store_backend **b);
 /**
  * Delete the account user (localpart; bare is user@domain): remove bare from
  * every roster that holds it, then the account with its roster, offline
- * messages and keys. Run it inside one transaction. On success *holders
+ * messages, push registrations and keys. Run it inside one transaction. On success *holders
  * (free with tern_store_free_list) are the users whose roster lost the
  * item and *versions (free()) their new roster versions, *n entries.
  * TERN_E_NOTFOUND for an unknown user.

@@ -41,6 +41,11 @@ static void assert_defaults(const struct tern_config *c) {
     assert_int_equal(c->preauth_timeout, 60);
     assert_int_equal(c->max_connections_per_ip, 100);
     assert_int_equal(c->max_connections, 100000);
+    assert_string_equal(c->component.address, "127.0.0.1");
+    assert_int_equal(c->component.port, 5347);
+    assert_int_equal(c->ncomponents, 0);
+    assert_null(c->component_domains);
+    assert_null(c->component_secrets);
 }
 
 /* Load yaml that must be valid; the caller frees *c. */
@@ -123,7 +128,13 @@ static const char full_yaml[] = "# every key, none at its default\n"
                                 "  max_depth: 64\n"
                                 "  preauth_timeout: 20\n"
                                 "  max_connections_per_ip: 10\n"
-                                "  max_connections: 5000\n";
+                                "  max_connections: 5000\n"
+                                "component:\n"
+                                "  address: '::1'\n"
+                                "  port: 5348\n"
+                                "components:\n"
+                                "  Push.Example.ORG: s3cret\n"
+                                "  \"muc.example.org\": \"two words\"\n";
 
 static void test_full(void **state) {
     struct tern_config c;
@@ -151,6 +162,13 @@ static void test_full(void **state) {
     assert_int_equal(c.preauth_timeout, 20);
     assert_int_equal(c.max_connections_per_ip, 10);
     assert_int_equal(c.max_connections, 5000);
+    assert_string_equal(c.component.address, "::1");
+    assert_int_equal(c.component.port, 5348);
+    assert_int_equal(c.ncomponents, 2);
+    assert_string_equal(c.component_domains[0], "push.example.org");
+    assert_string_equal(c.component_secrets[0], "s3cret");
+    assert_string_equal(c.component_domains[1], "muc.example.org");
+    assert_string_equal(c.component_secrets[1], "two words");
     tern_config_free(&c);
 }
 
@@ -402,9 +420,9 @@ static void test_unknown_key(void **state) {
     expect_error("c2s:\n  prot: 5222\n",
                  NAME ":2: unknown key 'c2s.prot' (known keys in 'c2s': address, port, "
                       "starttls_required)");
-    expect_error("domain: a.b\ncolour: red\n",
-                 NAME ":2: unknown key 'colour' (known keys: domain, data_dir, log, tls, c2s, "
-                      "c2s_tls, storage, auth, limits, offline, sm, csi)");
+    expect_error("domain: a.b\ncolour: red\n", NAME
+                 ":2: unknown key 'colour' (known keys: domain, data_dir, log, tls, c2s, "
+                 "c2s_tls, storage, auth, limits, offline, sm, csi, component, components, push)");
     expect_error("limits:\n  max_stanza: 1\n",
                  NAME ":2: unknown key 'limits.max_stanza' (known keys in 'limits': "
                       "max_stanza_size, max_preauth_stanza_size, max_depth, preauth_timeout, "
@@ -412,13 +430,16 @@ static void test_unknown_key(void **state) {
     /* A dotted key is not a path into a section, and keys are case-sensitive. */
     expect_error("c2s.port: 1\n", NAME ":1: unknown key 'c2s.port' (known keys: domain, data_dir, "
                                        "log, tls, c2s, c2s_tls, storage, auth, limits, "
-                                       "offline, sm, csi)");
-    expect_error("Domain: a\n", NAME ":1: unknown key 'Domain' (known keys: domain, data_dir, log, "
-                                     "tls, c2s, c2s_tls, storage, auth, limits, offline, sm, csi)");
+                                       "offline, sm, csi, component, components, push)");
+    expect_error(
+        "Domain: a\n", NAME
+        ":1: unknown key 'Domain' (known keys: domain, data_dir, log, "
+        "tls, c2s, c2s_tls, storage, auth, limits, offline, sm, csi, component, components, push)");
     /* Control bytes in the key are not echoed raw; long keys are cut. */
-    expect_error("\"a\\tb\": 1\n",
-                 NAME ":1: unknown key 'a?b' (known keys: domain, data_dir, log, "
-                      "tls, c2s, c2s_tls, storage, auth, limits, offline, sm, csi)");
+    expect_error(
+        "\"a\\tb\": 1\n", NAME
+        ":1: unknown key 'a?b' (known keys: domain, data_dir, log, "
+        "tls, c2s, c2s_tls, storage, auth, limits, offline, sm, csi, component, components, push)");
     expect_error("tls:\n  aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: 1\n",
                  NAME ":2: unknown key 'tls.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' (known "
                       "keys in 'tls': certificate, key)");
@@ -564,6 +585,103 @@ static void test_cross_keys(void **state) {
     tern_config_free(&c);
 }
 
+static void test_components(void **state) {
+    struct tern_config c;
+    /* Block and flow style; domains are lower-cased, secrets kept as written. */
+    load_ok(&c, "components:\n  push.localhost: s3cret\n  Gw.Example.Org: 'A b:c'\n");
+    assert_int_equal(c.ncomponents, 2);
+    assert_string_equal(c.component_domains[0], "push.localhost");
+    assert_string_equal(c.component_secrets[0], "s3cret");
+    assert_string_equal(c.component_domains[1], "gw.example.org");
+    assert_string_equal(c.component_secrets[1], "A b:c");
+    tern_config_free(&c);
+    load_ok(&c, "components: {push.localhost: \"s3cret\", '[::1]': 12345}\n");
+    assert_int_equal(c.ncomponents, 2);
+    assert_string_equal(c.component_domains[1], "[::1]");
+    assert_string_equal(c.component_secrets[1], "12345");
+    tern_config_free(&c);
+    /* Nothing, or an empty mapping: no components. */
+    load_ok(&c, "components:\n");
+    assert_int_equal(c.ncomponents, 0);
+    tern_config_free(&c);
+    load_ok(&c, "components: {}\n");
+    assert_int_equal(c.ncomponents, 0);
+    tern_config_free(&c);
+    /* The listener section alone; port 0 disables it. */
+    load_ok(&c, "component:\n  port: 0\n");
+    assert_int_equal(c.component.port, 0);
+    tern_config_free(&c);
+    /* 'domain' may come after the components that must differ from it. */
+    load_ok(&c, "components:\n  localhost: x\ndomain: example.org\n");
+    assert_string_equal(c.component_domains[0], "localhost");
+    tern_config_free(&c);
+
+    expect_error("components: push.localhost\n",
+                 NAME ":1: key 'components': expected a mapping of component domains to their "
+                      "secrets, got a scalar");
+    expect_error("components:\n  - push.localhost\n",
+                 NAME ":1: key 'components': expected a mapping of component domains to their "
+                      "secrets, got a sequence");
+    expect_error("domain: a\ncomponents:\n  push.localhost: a\n  exa_mple: b\n",
+                 NAME ":4: key 'components.exa_mple': a component's name must be a domain name "
+                      "or IP address of at most 1023 bytes");
+    expect_error("components:\n  user@push.localhost: b\n",
+                 NAME ":2: key 'components.user@push.localhost': a component's name must be a "
+                      "domain name or IP address of at most 1023 bytes");
+    expect_error("components:\n  push.localhost:\n",
+                 NAME ":2: key 'components.push.localhost': expected a non-empty secret, got "
+                      "nothing");
+    expect_error("components:\n  push.localhost: ''\n",
+                 NAME ":2: key 'components.push.localhost': expected a non-empty secret, got ''");
+    expect_error("components:\n  push.localhost: [a, b]\n",
+                 NAME ":2: key 'components.push.localhost': expected a non-empty secret, got a "
+                      "sequence");
+    expect_error("components:\n  push.localhost: {secret: a}\n",
+                 NAME ":2: key 'components.push.localhost': expected a non-empty secret, got a "
+                      "mapping");
+    /* The secret itself is never quoted back. */
+    expect_error("components:\n  push.localhost: \"se\\0cret\"\n",
+                 NAME ":2: key 'components.push.localhost': expected a non-empty secret, got a "
+                      "string containing a NUL character");
+    expect_error("components:\n  ~: a\n",
+                 NAME ":2: key 'components': expected a component domain as a key, got nothing");
+    /* Duplicates are found after lower-casing. */
+    expect_error("components:\n  push.localhost: a\n  x.localhost: b\n  PUSH.localhost: c\n",
+                 NAME ":4: key 'components.push.localhost' given twice (first on line 2)");
+    expect_error("components:\n  push.localhost: a\ncomponents:\n  x.localhost: b\n",
+                 NAME ":3: key 'components' given twice (first on line 1)");
+    expect_error("components:\n  push.localhost: a\n  Localhost: b\n",
+                 NAME ":3: key 'components.localhost': a component cannot have the server's own "
+                      "domain");
+    expect_error("components:\n  example.org: a\ndomain: Example.org\n",
+                 NAME ":2: key 'components.example.org': a component cannot have the server's "
+                      "own domain");
+    expect_error("component:\n  port: 70000\n",
+                 NAME ":2: key 'component.port': expected an integer from 0 to 65535, got '70000'");
+    expect_error("component:\n  address: localhost\n",
+                 NAME ":2: key 'component.address': expected an IPv4 or IPv6 address such as "
+                      "127.0.0.1, 0.0.0.0 or \"::\" (in quotes), got 'localhost'");
+    expect_error("component:\n  port: 5222\ncomponents:\n  push.localhost: a\n",
+                 NAME ":2: key 'component.port': component and c2s cannot both listen on "
+                      "127.0.0.1 port 5222");
+    expect_error("c2s_tls:\n  port: 5347\ncomponents:\n  push.localhost: a\n",
+                 NAME ":2: key 'c2s_tls.port': c2s_tls and component cannot both listen on "
+                      "127.0.0.1 port 5347");
+    /* Without components the listener does not open, so its port may be anything. */
+    load_ok(&c, "component:\n  port: 5222\n");
+    tern_config_free(&c);
+    load_ok(&c, "component:\n  port: 5222\n  address: '::1'\ncomponents:\n  push.localhost: a\n");
+    tern_config_free(&c);
+    /* A failure after some components were read leaves none behind. */
+    char err[256];
+    load_ok(&c, "components:\n  a.localhost: a\n");
+    int rc = tern_config_load_string(&c, NAME, "components:\n  b.localhost: b\nlog: 1\n", err,
+                                     sizeof err);
+    assert_int_equal(rc, TERN_E_INVAL);
+    assert_defaults(&c);
+    tern_config_free(&c);
+}
+
 static void test_failure_resets(void **state) {
     struct tern_config c;
     char err[256];
@@ -666,6 +784,7 @@ int main(void) {
         cmocka_unit_test(test_address),
         cmocka_unit_test(test_log_and_backend),
         cmocka_unit_test(test_cross_keys),
+        cmocka_unit_test(test_components),
         cmocka_unit_test(test_failure_resets),
         cmocka_unit_test(test_value_shown_safely),
         cmocka_unit_test(test_file),

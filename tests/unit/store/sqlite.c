@@ -404,6 +404,76 @@ static void test_migrate_from_v1(void **state) {
     free(path);
 }
 
+/*
+ * A file of schema 2 (accounts, rosters, offline messages), spelled out as it
+ * shipped, gains the push registrations of schema 3 at open, keeping its
+ * data; the new table cascades from accounts like the old ones.
+ */
+static void test_migrate_from_v2(void **state) {
+    struct fixture *fx = *state;
+    char *path = test_path(fx->dir, "v2.db");
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "PRAGMA journal_mode=WAL;"
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,"
+            " applied_at INTEGER NOT NULL);"
+            "CREATE TABLE accounts (username TEXT PRIMARY KEY NOT NULL,"
+            " salt BLOB NOT NULL, iterations INTEGER NOT NULL,"
+            " sha1_stored BLOB NOT NULL, sha1_server BLOB NOT NULL,"
+            " sha256_stored BLOB NOT NULL, sha256_server BLOB NOT NULL,"
+            " created_at INTEGER NOT NULL);"
+            "CREATE TABLE roster_items ("
+            " username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,"
+            " contact TEXT NOT NULL, name TEXT,"
+            " subscription INTEGER NOT NULL CHECK (subscription BETWEEN 0 AND 3),"
+            " ask INTEGER NOT NULL, pending_in INTEGER NOT NULL, approved INTEGER NOT NULL,"
+            " hidden INTEGER NOT NULL, PRIMARY KEY (username, contact));"
+            "CREATE INDEX roster_items_by_contact ON roster_items (contact, username);"
+            "CREATE TABLE roster_groups (username TEXT NOT NULL, contact TEXT NOT NULL,"
+            " name TEXT NOT NULL, PRIMARY KEY (username, contact, name),"
+            " FOREIGN KEY (username, contact) REFERENCES roster_items (username, contact)"
+            "  ON DELETE CASCADE);"
+            "CREATE TABLE roster_versions (username TEXT PRIMARY KEY NOT NULL"
+            "  REFERENCES accounts (username) ON DELETE CASCADE, version INTEGER NOT NULL);"
+            "CREATE TABLE offline_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,"
+            " stamp INTEGER NOT NULL, xml BLOB NOT NULL);"
+            "CREATE INDEX offline_messages_by_user ON offline_messages (username, id);"
+            "INSERT INTO schema_version (version, applied_at) VALUES (1, 0), (2, 0);"
+            "INSERT INTO accounts VALUES ('old', x'00', 4096, x'00', x'00', x'00', x'00', 0);"
+            "INSERT INTO offline_messages (username, stamp, xml) VALUES ('old', 1, '<m/>');",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    struct tern_store_backend *b = test_backend_open(fx->dir, path);
+    assert_non_null(b);
+    assert_int_equal(raw_int(path, "SELECT MAX(version) FROM schema_version"), 3);
+    assert_int_equal(raw_int(path, "SELECT COUNT(*) FROM schema_version"), 3);
+    size_t n = 0;
+    assert_int_equal(b->ops->offline_count(b, "old", &n), 0);
+    assert_int_equal(n, 1);
+
+    struct tern_push_reg r = {.jid = (char *)"push.example", .node = (char *)"n", .created_at = 1};
+    assert_int_equal(b->ops->push_put(b, "old", &r, 5, NULL, NULL), 0);
+    tern_store_backend_close(&b);
+
+    b = test_backend_open(fx->dir, path);
+    assert_non_null(b);
+    struct tern_push_reg *regs = NULL;
+    assert_int_equal(b->ops->push_get(b, "old", &regs, &n), 0);
+    assert_int_equal(n, 1);
+    tern_push_regs_free(regs, n);
+    assert_int_equal(b->ops->account_delete(b, "old"), 0);
+    assert_int_equal(raw_int(path, "SELECT COUNT(*) FROM push_registrations"), 0);
+    tern_store_backend_close(&b);
+    free(path);
+}
+
 static void test_creates_data_dir(void **state) {
     struct fixture *fx = *state;
     char *dir = test_path(fx->dir, "a/b");
@@ -482,6 +552,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_delete_cascades, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_creates_data_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     };

@@ -109,6 +109,27 @@ static int c_offline_del(struct tern_store_backend *b, const char *u, int64_t up
 static int c_offline_count(struct tern_store_backend *b, const char *u, size_t *n) {
     return counting_of(b)->inner->ops->offline_count(counting_of(b)->inner, u, n);
 }
+static int c_push_put(struct tern_store_backend *b, const char *u, const struct tern_push_reg *reg,
+                      int max, struct tern_push_reg **ev, size_t *nev) {
+    return counting_of(b)->inner->ops->push_put(counting_of(b)->inner, u, reg, max, ev, nev);
+}
+static int c_push_get(struct tern_store_backend *b, const char *u, struct tern_push_reg **regs,
+                      size_t *n) {
+    return counting_of(b)->inner->ops->push_get(counting_of(b)->inner, u, regs, n);
+}
+static int c_push_del(struct tern_store_backend *b, const char *u, const char *jid,
+                      const char *node, size_t *removed) {
+    return counting_of(b)->inner->ops->push_del(counting_of(b)->inner, u, jid, node, removed);
+}
+static int c_push_error(struct tern_store_backend *b, const char *u, const char *jid,
+                        const char *node, int max_errors, int *errors) {
+    return counting_of(b)->inner->ops->push_error(counting_of(b)->inner, u, jid, node, max_errors,
+                                                  errors);
+}
+static int c_push_ok(struct tern_store_backend *b, const char *u, const char *jid,
+                     const char *node) {
+    return counting_of(b)->inner->ops->push_ok(counting_of(b)->inner, u, jid, node);
+}
 static void c_close(struct tern_store_backend *b) {
     struct counting *c = counting_of(b);
     tern_store_backend_close(&c->inner);
@@ -137,6 +158,11 @@ static const struct tern_store_backend_ops counting_ops = {
     .offline_get = c_offline_get,
     .offline_del = c_offline_del,
     .offline_count = c_offline_count,
+    .push_put = c_push_put,
+    .push_get = c_push_get,
+    .push_del = c_push_del,
+    .push_error = c_push_error,
+    .push_ok = c_push_ok,
     .close = c_close,
 };
 

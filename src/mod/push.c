@@ -1,0 +1,1184 @@
+/*
+ * Push notifications, server role (XEP-0357). A client enables a
+ * registration (an app server's push service JID and node, with optional
+ * publish options) for its account; the registration is stored with the
+ * resource of the session that enabled it. When something a person would
+ * want to know about cannot reach that device, the server publishes a
+ * summary to the registration's node:
+ *
+ * - messages wait in a hibernated session's queue (batched for BATCH_MS);
+ * - a live session leaves messages unacknowledged for push.ack_delay;
+ * - messages were stored offline (batched per account for BATCH_MS), to the
+ *   registrations whose resource has no session;
+ * - a call invitation: at once, to every registration without a live session.
+ *
+ * Which stanza counts, who gets it and what the notification says are the
+ * policy's (push_policy.h); this file owns when, the store, publishing and
+ * the app server's answers. Publishing never blocks routing: registrations
+ * are read by a store job, publishes are tracked IQs (iqtrack.c), at most
+ * push.max_queue in flight.
+ *
+ * State (session trackers, offline batches, counters) is per process and
+ * only touched from loop threads; like iqtrack.c, whose requests it makes,
+ * it assumes one shard today (docs/internals/push.md).
+ */
+#include "mod/push.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "core/mem.h"
+#include "mod/push_policy.h"
+#include "server/c2s.h"
+#include "server/iqtrack.h"
+#include "server/module.h"
+#include "server/server.h"
+#include "server/sessions.h"
+#include "server/shard.h"
+#include "server/stanza.h"
+#include "store/store.h"
+#include "xml/parser.h"
+#include "xml/xml.h"
+#include "xmpp/jid.h"
+
+#define COMP                 "push"
+#define NS_PUBSUB            "http://jabber.org/protocol/pubsub"
+#define NS_DATA              "jabber:x:data"
+#define FORM_PUBLISH_OPTIONS "http://jabber.org/protocol/pubsub#publish-options"
+
+#define BATCH_MS       1000   /* notifications of one session or account wait this long for more */
+#define NODE_MAX       1023   /* longest node name accepted, bytes */
+#define OPTIONS_MAX    8192   /* longest publish-options form kept, bytes serialized */
+#define SUPPRESS_MS    60000  /* how long a handed-off, already notified message is remembered */
+#define SUPPRESS_LIMIT 100000 /* most such messages remembered at once */
+
+static const struct tern_push_policy *policy = &tern_push_default_policy;
+
+void tern_push_set_policy(const struct tern_push_policy *p) {
+    policy = p ? p : &tern_push_default_policy;
+}
+
+static const struct tern_config *cfg_of(const struct tern_shard *shard) {
+    return shard->server->cfg;
+}
+
+/* ---- the bounded publish queue and error bookkeeping ------------------------------- */
+
+static size_t inflight;          /* publishes sent, answer or timeout not yet in */
+static uint64_t dropped;         /* publishes refused because inflight reached push.max_queue */
+static uint64_t dropped_logged;  /* dropped when the last "queue full" line was written */
+static uint64_t drop_log_at;     /* loop ms of that line */
+static struct tern_map erroring; /* "user\0jid\0node" -> (void *)1: errors may be counted */
+
+static size_t reg_key(char *out, size_t size, const char *user, const char *jid, const char *node) {
+    int n = snprintf(out, size, "%s%c%s%c%s", user, 0, jid, 0, node);
+    return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
+/* A store job that counts an error against a registration, or resets its count. */
+struct err_req {
+    struct tern_store_job job; /* store linkage */
+    char *user, *jid, *node;   /* the registration */
+    int ok;                    /* reset (a success) rather than count */
+    int max;                   /* push.max_errors */
+    int errors;                /* count after the job */
+};
+
+static int err_run(struct tern_store_backend *b, struct tern_store_job *job) {
+    struct err_req *r = tern_store_container(job, struct err_req, job);
+    if (r->ok)
+        return b->ops->push_ok(b, r->user, r->jid, r->node);
+    return b->ops->push_error(b, r->user, r->jid, r->node, r->max, &r->errors);
+}
+
+static void err_done(struct tern_store_job *job, int err) {
+    struct err_req *r = tern_store_container(job, struct err_req, job);
+    char key[3 * (TERN_JID_PART_MAX + 1) + NODE_MAX + 8];
+    size_t klen = reg_key(key, sizeof key, r->user, r->jid, r->node);
+    if (err == 0 && r->ok && klen) {
+        tern_map_del(&erroring, key, klen);
+    } else if (err == 0 && r->errors >= r->max) {
+        if (klen)
+            tern_map_del(&erroring, key, klen);
+        tern_warn(COMP,
+                  "removed the push registration of %s to %s node %s after %d errors in a row",
+                  r->user, r->jid, r->node, r->errors);
+    } else if (err != 0 && err != TERN_E_NOTFOUND) {
+        tern_warn(COMP, "recording a publish result for %s (%s node %s): %s", r->user, r->jid,
+                  r->node, tern_strerror(err));
+    }
+    free(r->user);
+    free(r->jid);
+    free(r->node);
+    free(r);
+}
+
+/* What a publish needs to remember until its answer. */
+struct pub_ctx {
+    char *user, *jid, *node; /* the registration */
+    int errors;              /* its error count when read */
+};
+
+static void pub_ctx_free(struct pub_ctx *p) {
+    free(p->user);
+    free(p->jid);
+    free(p->node);
+    free(p);
+}
+
+static void record_result(struct tern_shard *shard, struct pub_ctx *p, int ok) {
+    char key[3 * (TERN_JID_PART_MAX + 1) + NODE_MAX + 8];
+    size_t klen = reg_key(key, sizeof key, p->user, p->jid, p->node);
+    if (ok && p->errors == 0 && (!klen || !tern_map_get(&erroring, key, klen)))
+        return; /* nothing to reset: no write */
+    if (!ok && klen)
+        tern_map_put(&erroring, key, klen, (void *)1);
+    struct err_req *r = tern_calloc(1, sizeof *r);
+    r->user = p->user;
+    r->jid = p->jid;
+    r->node = p->node;
+    p->user = p->jid = p->node = NULL;
+    r->ok = ok;
+    r->max = cfg_of(shard)->push_max_errors;
+    r->job.run = err_run;
+    r->job.done = err_done;
+    r->job.write = 1;
+    if (tern_store_submit(shard->server->store, &r->job) != 0)
+        err_done(&r->job, TERN_E_CLOSED);
+}
+
+/* The condition and type of an <iq type='error'/>. */
+static void error_of(const struct tern_xml *iq, const char **type, const char **cond) {
+    const struct tern_xml *e = tern_xml_child(iq, NULL, "error");
+    const struct tern_xml *c = e ? tern_xml_child(e, TERN_NS_STANZA_ERRORS, NULL) : NULL;
+    *type = e ? tern_xml_attr(e, "type") : NULL;
+    *cond = c ? c->name : "undefined-condition";
+    if (!*type)
+        *type = "cancel";
+}
+
+/*
+ * XEP-0357 §7.1: an error disables the registration, but a server may keep
+ * it for transient errors until enough come in a row. A type='wait' error or
+ * silence is transient and not counted; any other error counts; a success
+ * starts the count again (push.max_errors).
+ */
+static void on_answer(struct tern_shard *shard, const struct tern_xml *resp, void *ud) {
+    struct pub_ctx *p = ud;
+    inflight--;
+    const char *type = resp ? tern_xml_attr(resp, "type") : NULL;
+    if (!resp) {
+        tern_info(COMP,
+                  "no answer from %s node %s (publish for %s) within push.timeout; not "
+                  "counted as an error",
+                  p->jid, p->node, p->user);
+    } else if (type && strcmp(type, "result") == 0) {
+        tern_debug(COMP, "%s node %s took the notification for %s", p->jid, p->node, p->user);
+        if (!shard->server->shutting_down)
+            record_result(shard, p, 1);
+    } else {
+        const char *etype, *cond;
+        error_of(resp, &etype, &cond);
+        if (strcmp(etype, "wait") == 0) {
+            tern_info(COMP, "%s node %s answered %s/%s to a publish for %s; not counted", p->jid,
+                      p->node, etype, cond, p->user);
+        } else {
+            tern_info(COMP, "%s node %s answered %s/%s to a publish for %s", p->jid, p->node, etype,
+                      cond, p->user);
+            if (!shard->server->shutting_down)
+                record_result(shard, p, 0);
+        }
+    }
+    pub_ctx_free(p);
+}
+
+static void log_drop(struct tern_shard *shard, const char *user, const struct tern_push_reg *reg) {
+    dropped++;
+    uint64_t now = uv_now(shard->loop);
+    /* One line a second at most: a full queue is when logs must not flood. */
+    if (dropped_logged && now - drop_log_at < 1000)
+        return;
+    tern_warn(COMP,
+              "push queue full (%zu publishes in flight, push.max_queue %d): notification for %s "
+              "to %s node %s dropped; %llu dropped since start",
+              inflight, cfg_of(shard)->push_max_queue, user, reg->jid, reg->node,
+              (unsigned long long)dropped);
+    dropped_logged = dropped;
+    drop_log_at = now;
+}
+
+/* Publish sum to one registration (XEP-0357 §7): an IQ set from the domain. */
+static void publish(struct tern_shard *shard, const char *user, const struct tern_push_reg *reg,
+                    const struct tern_push_summary *sum) {
+    const struct tern_config *cfg = cfg_of(shard);
+    if ((size_t)cfg->push_max_queue <= inflight) {
+        log_drop(shard, user, reg);
+        return;
+    }
+    struct tern_push_content content = {
+        .include_sender = cfg->push_include_sender && !(reg->flags & TERN_PUSH_F_NO_SENDER),
+        .include_body = cfg->push_include_body && !(reg->flags & TERN_PUSH_F_NO_BODY),
+        .placeholder = cfg->push_body_placeholder,
+    };
+    struct tern_xml *iq = tern_xml_new(TERN_NS_CLIENT, "iq");
+    tern_xml_set_attr(iq, "type", "set");
+    tern_xml_set_attr(iq, "to", reg->jid);
+    struct tern_xml *ps = tern_xml_add_el(iq, NS_PUBSUB, "pubsub");
+    struct tern_xml *pub = tern_xml_add_el(ps, NULL, "publish");
+    tern_xml_set_attr(pub, "node", reg->node);
+    struct tern_xml *item = tern_xml_add_el(pub, NULL, "item");
+    tern_xml_add_child_take(item, policy->build(sum, &content));
+    /* §7: the options given at enable go with every publish. */
+    struct tern_xml *form = NULL;
+    if (reg->options && tern_xml_parse_one(TERN_NS_CLIENT, reg->options, strlen(reg->options),
+                                           OPTIONS_MAX * 2, cfg->max_depth, &form) == 0)
+        tern_xml_add_child_take(tern_xml_add_el(ps, NULL, "publish-options"), form);
+    else if (reg->options)
+        tern_warn(COMP,
+                  "stored publish-options of %s (%s node %s) are unreadable; publishing "
+                  "without them",
+                  user, reg->jid, reg->node);
+
+    struct pub_ctx *p = tern_calloc(1, sizeof *p);
+    p->user = tern_strdup(user);
+    p->jid = tern_strdup(reg->jid);
+    p->node = tern_strdup(reg->node);
+    p->errors = reg->errors;
+    inflight++;
+    tern_debug(COMP, "publishing to %s node %s for %s (%u messages%s)", reg->jid, reg->node, user,
+               sum->count, sum->urgent ? ", urgent" : "");
+    tern_iq_request(shard, iq, (uint64_t)cfg->push_timeout * 1000, on_answer, p);
+}
+
+/* ---- one round: read the registrations, pick, publish --------------------------------- */
+
+static struct tern_map sessions; /* session uid (8 bytes) -> struct sess* */
+
+/* A resource whose device was already told about some messages of a batch. */
+struct told {
+    char *resource; /* the registration's resource */
+    unsigned n;     /* messages of the batch it was told about */
+};
+
+struct round {
+    struct tern_store_job job;    /* store linkage */
+    struct tern_shard *shard;     /* where to publish */
+    enum tern_push_trigger trig;  /* session or offline */
+    int lookup;                   /* only find whether own has a registration (hibernation) */
+    char *user;                   /* localpart */
+    char *bare;                   /* user@domain */
+    char *own;                    /* TERN_PUSH_T_SESSION: the session's resource */
+    uint64_t own_uid;             /* and its uid */
+    struct tern_push_summary sum; /* what to say */
+    unsigned fresh;               /* TERN_PUSH_T_OFFLINE: messages in the batch */
+    struct tern_xml *call;        /* the newest call invitation among them (a reference) */
+    struct told *told;            /* TERN_PUSH_T_OFFLINE: already told, per resource */
+    size_t ntold;                 /* entries in told */
+    struct tern_push_reg *regs;   /* read */
+    size_t nregs;                 /* entries in regs */
+    size_t offline;               /* TERN_PUSH_T_OFFLINE: messages held offline */
+};
+
+static void round_free(struct round *r) {
+    for (size_t i = 0; i < r->ntold; i++)
+        free(r->told[i].resource);
+    free(r->told);
+    tern_push_summary_clear(&r->sum);
+    tern_push_regs_free(r->regs, r->nregs);
+    if (r->call)
+        tern_xml_unref(&r->call);
+    free(r->user);
+    free(r->bare);
+    free(r->own);
+    free(r);
+}
+
+static int round_run(struct tern_store_backend *b, struct tern_store_job *job) {
+    struct round *r = tern_store_container(job, struct round, job);
+    int rc = b->ops->push_get(b, r->user, &r->regs, &r->nregs);
+    if (rc == 0 && r->trig == TERN_PUSH_T_OFFLINE && r->nregs)
+        rc = b->ops->offline_count(b, r->user, &r->offline);
+    return rc;
+}
+
+/* Where the device of reg stands, seen from round r. */
+static enum tern_push_relation relation(const struct round *r, const struct tern_push_reg *reg) {
+    struct tern_shard *shard = r->shard;
+    struct tern_session_ref ref;
+    if (!reg->resource)
+        return TERN_PUSH_R_UNBOUND;
+    if (r->own && strcmp(reg->resource, r->own) == 0)
+        return TERN_PUSH_R_OWN;
+    if (tern_sessions_find(shard->server->sessions, r->bare, reg->resource, &ref) != 0)
+        return TERN_PUSH_R_UNBOUND;
+    if (ref.shard != shard->id)
+        return TERN_PUSH_R_LIVE; /* another shard's session: not ours to look into */
+    struct tern_c2s *c = tern_shard_find(shard, ref.uid);
+    if (!c)
+        return TERN_PUSH_R_UNBOUND;
+    struct tern_c2s_sm_info info;
+    tern_c2s_sm_info(c, &info);
+    return info.hibernating ? TERN_PUSH_R_HIBERNATED : TERN_PUSH_R_LIVE;
+}
+
+/*
+ * A call invitation sent to the bare JID reaches several sessions of the
+ * account as one stanza object, and each session starting a round would
+ * tell every other device again. The devices told about a call are
+ * remembered (by the stanza's identity, holding a reference) for a while.
+ */
+struct called {
+    struct called *next;     /* list link */
+    struct tern_xml *stanza; /* the invitation (a reference: its address stays unique) */
+    char *reg;               /* "jid node" of a registration told about it */
+    uint64_t until;          /* loop ms after which it is forgotten */
+};
+
+static struct called *called;
+static size_t ncalled;
+
+static void called_prune(uint64_t now, int all) {
+    for (struct called **pp = &called; *pp;) {
+        struct called *c = *pp;
+        if (all || c->until <= now) {
+            *pp = c->next;
+            tern_xml_unref(&c->stanza);
+            free(c->reg);
+            free(c);
+            ncalled--;
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
+/* 1 the first time reg is told about call (remembered), 0 after. */
+static int call_first_time(struct tern_shard *shard, struct tern_xml *call,
+                           const struct tern_push_reg *reg) {
+    uint64_t now = uv_now(shard->loop);
+    called_prune(now, 0);
+    size_t len = strlen(reg->jid) + strlen(reg->node) + 2;
+    char *key = tern_malloc(len);
+    snprintf(key, len, "%s %s", reg->jid, reg->node);
+    for (struct called *c = called; c; c = c->next) {
+        if (c->stanza == call && strcmp(c->reg, key) == 0) {
+            free(key);
+            return 0;
+        }
+    }
+    if (ncalled >= SUPPRESS_LIMIT) {
+        free(key);
+        return 1;
+    }
+    struct called *c = tern_calloc(1, sizeof *c);
+    c->stanza = tern_xml_ref(call);
+    c->reg = key;
+    c->until = now + SUPPRESS_MS;
+    c->next = called;
+    called = c;
+    ncalled++;
+    return 1;
+}
+
+static unsigned told_about(const struct round *r, const char *resource) {
+    for (size_t i = 0; resource && i < r->ntold; i++)
+        if (strcmp(r->told[i].resource, resource) == 0)
+            return r->told[i].n;
+    return 0;
+}
+
+static void hibernation_found(struct round *r, int has_reg);
+static void pushed_session(struct round *r, int own);
+
+static void round_done(struct tern_store_job *job, int err) {
+    struct round *r = tern_store_container(job, struct round, job);
+    if (err) {
+        tern_warn(COMP, "reading the push registrations of %s: %s", r->bare, tern_strerror(err));
+        round_free(r);
+        return;
+    }
+    if (r->lookup) {
+        int has = 0;
+        for (size_t i = 0; i < r->nregs; i++)
+            has |= r->regs[i].resource && strcmp(r->regs[i].resource, r->own) == 0;
+        hibernation_found(r, has);
+        round_free(r);
+        return;
+    }
+    if (r->shard->server->shutting_down) {
+        round_free(r);
+        return;
+    }
+    if (r->trig == TERN_PUSH_T_OFFLINE && r->offline > r->sum.count)
+        r->sum.count = (unsigned)r->offline; /* message-count: all that wait, not only new ones */
+    int own = 0;
+    for (size_t i = 0; i < r->nregs; i++) {
+        const struct tern_push_reg *reg = &r->regs[i];
+        enum tern_push_relation rel = relation(r, reg);
+        own |= rel == TERN_PUSH_R_OWN;
+        if (!policy->select(r->trig, rel, &r->sum))
+            continue;
+        /* No duplicates: a device already told about every message of this
+         * batch (before its session ended and handed them on) is skipped,
+         * and so is one already told about this call. */
+        if (r->trig == TERN_PUSH_T_OFFLINE && told_about(r, reg->resource) >= r->fresh)
+            continue;
+        if (r->call && !call_first_time(r->shard, r->call, reg))
+            continue;
+        publish(r->shard, r->user, reg, &r->sum);
+    }
+    if (r->trig == TERN_PUSH_T_SESSION)
+        pushed_session(r, own);
+    round_free(r);
+}
+
+static struct round *round_new(struct tern_shard *shard, enum tern_push_trigger trig,
+                               const char *user, const char *bare) {
+    struct round *r = tern_calloc(1, sizeof *r);
+    r->shard = shard;
+    r->trig = trig;
+    r->user = tern_strdup(user);
+    r->bare = tern_strdup(bare);
+    r->job.run = round_run;
+    r->job.done = round_done;
+    return r;
+}
+
+static void round_submit(struct round *r) {
+    if (tern_store_submit(r->shard->server->store, &r->job) != 0)
+        round_free(r);
+}
+
+/* ---- handed-off messages already notified ------------------------------------------ */
+
+/*
+ * When a session that was pushed for ends, its unacknowledged messages go
+ * to offline storage (smacks.c hand-off) and come back here as
+ * TERN_EV_OFFLINE_STORED, the same stanza objects. Its device was told
+ * about them already; remembering them (by identity, with a reference)
+ * keeps that device from being told twice.
+ */
+struct suppress {
+    struct suppress *next;   /* list link */
+    struct tern_xml *stanza; /* a reference */
+    char *resource;          /* the device that was told */
+    uint64_t until;          /* loop ms after which it is forgotten */
+};
+
+static struct suppress *suppressed;
+static size_t nsuppressed;
+
+static void suppress_prune(uint64_t now, int all) {
+    for (struct suppress **pp = &suppressed; *pp;) {
+        struct suppress *s = *pp;
+        if (all || s->until <= now) {
+            *pp = s->next;
+            tern_xml_unref(&s->stanza);
+            free(s->resource);
+            free(s);
+            nsuppressed--;
+        } else {
+            pp = &s->next;
+        }
+    }
+}
+
+/* The resource that was told about stanza, if any (taken: free it). */
+static char *suppress_take(const struct tern_xml *stanza) {
+    for (struct suppress **pp = &suppressed; *pp; pp = &(*pp)->next) {
+        struct suppress *s = *pp;
+        if (s->stanza != stanza)
+            continue;
+        char *res = s->resource;
+        *pp = s->next;
+        tern_xml_unref(&s->stanza);
+        free(s);
+        nsuppressed--;
+        return res;
+    }
+    return NULL;
+}
+
+/* ---- sessions: hibernated queues and overdue acknowledgements --------------------------- */
+
+struct sess {
+    uint64_t uid;             /* the session (key) */
+    struct tern_shard *shard; /* its shard */
+    char *user;               /* localpart */
+    char *bare;               /* user@domain */
+    char *resource;           /* its resource */
+    uv_timer_t timer;         /* next check: batch window or ack delay */
+    int pushed;               /* pushed_h is meaningful */
+    uint32_t pushed_h;        /* newest unacknowledged stanza already notified (XEP-0198 h) */
+    int has_reg;              /* its resource has a registration: 1, 0, or -1 (not known) */
+    int hib_pushed;           /* notified since it last hibernated */
+    int extended;             /* its hibernation was raised to push.max_hibernation */
+};
+
+static void sess_closed(uv_handle_t *h) {
+    struct sess *s = h->data;
+    free(s->user);
+    free(s->bare);
+    free(s->resource);
+    free(s);
+}
+
+static void on_sess_timer(uv_timer_t *t);
+
+static struct sess *sess_get(const struct tern_event_args *a, int create) {
+    uint64_t uid = tern_c2s_uid(a->session);
+    struct sess *s = tern_map_get(&sessions, &uid, sizeof uid);
+    if (s || !create || !uid || !a->jid->local || !a->jid->resource)
+        return s;
+    s = tern_calloc(1, sizeof *s);
+    s->uid = uid;
+    s->shard = a->shard;
+    s->user = tern_strdup(a->jid->local);
+    s->bare = tern_jid_bare(a->jid);
+    s->resource = tern_strdup(a->jid->resource);
+    s->has_reg = -1;
+    uv_timer_init(a->shard->loop, &s->timer);
+    s->timer.data = s;
+    tern_map_put(&sessions, &s->uid, sizeof s->uid, s);
+    return s;
+}
+
+/* Check within ms at the latest (an earlier check stays). */
+static void sess_arm(struct sess *s, uint64_t ms) {
+    if (uv_is_active((uv_handle_t *)&s->timer) && uv_timer_get_due_in(&s->timer) <= ms)
+        return;
+    uv_timer_start(&s->timer, on_sess_timer, ms, 0);
+}
+
+/* What a walk over a session's unacknowledged stanzas found. */
+struct walk {
+    const struct sess *s;         /* the session */
+    struct tern_push_summary sum; /* every important unacknowledged stanza */
+    uint32_t newest;              /* h of the newest important one */
+    int fresh;                    /* an important one was not notified yet */
+    const struct tern_xml *call;  /* the newest call invitation not notified yet */
+};
+
+static int walk_one(const struct tern_xml *st, uint32_t h, int64_t stamp, void *ud) {
+    struct walk *w = ud;
+    struct tern_push_item item;
+    (void)stamp;
+    if (policy->classify(st, &item) == TERN_PUSH_NONE)
+        return 0;
+    tern_push_summary_add(&w->sum, &item);
+    w->newest = h;
+    /* XEP-0198 §5: h wraps, so compare by difference. */
+    if (!w->s->pushed || (int32_t)(h - w->s->pushed_h) > 0) {
+        w->fresh = 1;
+        if (item.cls == TERN_PUSH_CALL)
+            w->call = st;
+    }
+    return 0;
+}
+
+/*
+ * Is there something to tell s's device? Only important unacknowledged
+ * stanzas it was not told about count. Hibernated (or forced: the ack is
+ * overdue by sm.ack_timeout, or a call): tell it now. Live: tell it once an
+ * <r/> has waited push.ack_delay for its answer; a client that answers in
+ * time is acking and hears its messages itself. While stanzas wait and no
+ * <r/> does (smacks.c asks after sm.request_interval), look again later.
+ */
+static void sess_check(struct sess *s, int force) {
+    struct tern_c2s *c = tern_shard_find(s->shard, s->uid);
+    if (!c || s->shard->server->shutting_down)
+        return;
+    struct tern_c2s_sm_info info;
+    tern_c2s_sm_info(c, &info);
+    if (!info.enabled || !info.queued)
+        return;
+    struct walk w = {.s = s};
+    tern_c2s_sm_unacked(c, walk_one, &w);
+    uint64_t delay = (uint64_t)cfg_of(s->shard)->push_ack_delay * 1000;
+    uint64_t now = uv_now(s->shard->loop);
+    uint64_t waited = info.r_sent_at && now > info.r_sent_at ? now - info.r_sent_at : 0;
+    if (w.fresh && (info.hibernating || force || (info.r_sent_at && waited >= delay))) {
+        s->pushed = 1;
+        s->pushed_h = w.newest;
+        s->hib_pushed |= info.hibernating;
+        /* A device known to have no registration gets nothing, unless it
+         * is a call, which goes to the account's other devices too. */
+        if (s->has_reg != 0 || w.call) {
+            struct round *r = round_new(s->shard, TERN_PUSH_T_SESSION, s->user, s->bare);
+            r->own = tern_strdup(s->resource);
+            r->own_uid = s->uid;
+            r->sum = w.sum;
+            memset(&w.sum, 0, sizeof w.sum);
+            r->call = w.call ? tern_xml_ref((struct tern_xml *)w.call) : NULL;
+            round_submit(r);
+        }
+    } else if (w.fresh && !info.hibernating) {
+        sess_arm(s, info.r_sent_at ? delay - waited : delay);
+    }
+    tern_push_summary_clear(&w.sum);
+}
+
+static void on_sess_timer(uv_timer_t *t) {
+    sess_check(t->data, 0);
+}
+
+/*
+ * A session round is over: the session now knows whether its device has a
+ * registration. After the first notification of a hibernated session whose
+ * expiry was raised, its own resume timeout applies again: the device has
+ * been woken, and either resumes or lets its messages go offline.
+ */
+static void pushed_session(struct round *r, int own) {
+    struct sess *s = tern_map_get(&sessions, &r->own_uid, sizeof r->own_uid);
+    struct tern_c2s *c = s ? tern_shard_find(s->shard, s->uid) : NULL;
+    if (!c)
+        return;
+    s->has_reg = own;
+    if (!own || !s->extended)
+        return;
+    struct tern_c2s_sm_info info;
+    tern_c2s_sm_info(c, &info);
+    s->extended = 0;
+    if (info.hibernating && tern_c2s_sm_set_expiry(c, info.timeout) == 0)
+        tern_info(COMP, "%s/%s was notified; it expires in %d s unless resumed", s->bare,
+                  s->resource, info.timeout);
+}
+
+/* push.max_hibernation: a session whose device has a registration waits
+ * longer for resumption, since a notification can wake it. */
+static void hibernation_found(struct round *r, int has_reg) {
+    struct sess *s = tern_map_get(&sessions, &r->own_uid, sizeof r->own_uid);
+    struct tern_c2s *c = s ? tern_shard_find(s->shard, s->uid) : NULL;
+    int secs = cfg_of(r->shard)->push_max_hibernation;
+    if (!c)
+        return;
+    s->has_reg = has_reg;
+    if (!has_reg || s->extended || s->hib_pushed)
+        return;
+    struct tern_c2s_sm_info info;
+    tern_c2s_sm_info(c, &info);
+    if (!info.hibernating || secs <= info.timeout || tern_c2s_sm_set_expiry(c, secs) != 0)
+        return;
+    s->extended = 1;
+    tern_info(COMP, "%s/%s has push enabled: kept hibernated up to %d s (push.max_hibernation)",
+              s->bare, s->resource, secs);
+}
+
+static void on_delivered(const struct tern_event_args *a) {
+    struct tern_c2s_sm_info info;
+    struct tern_push_item item;
+    if (!a->session || !a->stanza || a->shard->server->shutting_down)
+        return;
+    tern_c2s_sm_info(a->session, &info);
+    if (!info.enabled || info.hibernating || policy->classify(a->stanza, &item) == TERN_PUSH_NONE)
+        return;
+    struct sess *s = sess_get(a, 1);
+    if (s && !uv_is_active((uv_handle_t *)&s->timer))
+        uv_timer_start(&s->timer, on_sess_timer, (uint64_t)cfg_of(a->shard)->push_ack_delay * 1000,
+                       0);
+}
+
+static void on_queued(const struct tern_event_args *a) {
+    struct tern_push_item item;
+    if (!a->session || !a->stanza || a->shard->server->shutting_down)
+        return;
+    enum tern_push_class cls = policy->classify(a->stanza, &item);
+    if (cls == TERN_PUSH_NONE)
+        return;
+    struct sess *s = sess_get(a, 1);
+    if (!s)
+        return;
+    if (cls == TERN_PUSH_CALL)
+        sess_check(s, 1); /* a call does not wait for a batch */
+    else
+        sess_arm(s, BATCH_MS);
+}
+
+static void on_hibernated(const struct tern_event_args *a) {
+    if (!a->session || a->shard->server->shutting_down)
+        return;
+    struct sess *s = sess_get(a, 1);
+    if (!s)
+        return;
+    s->hib_pushed = 0;
+    /* Before the batch check (jobs run in order): whether to keep it longer. */
+    if (cfg_of(a->shard)->push_max_hibernation > 0 && !s->extended) {
+        struct round *r = round_new(a->shard, TERN_PUSH_T_SESSION, s->user, s->bare);
+        r->own = tern_strdup(s->resource);
+        r->own_uid = s->uid;
+        r->lookup = 1;
+        round_submit(r);
+    }
+    sess_arm(s, BATCH_MS); /* what it left unacknowledged, if important */
+}
+
+static void on_ack_overdue(const struct tern_event_args *a) {
+    if (!a->session || a->shard->server->shutting_down)
+        return;
+    struct sess *s = sess_get(a, 1);
+    if (s)
+        sess_check(s, 1);
+}
+
+static void on_resumed(const struct tern_event_args *a) {
+    struct sess *s = a->session ? sess_get(a, 0) : NULL;
+    if (!s)
+        return;
+    s->extended = 0;
+    uv_timer_stop(&s->timer);
+    /* Live again: what was re-sent must now be acknowledged in time. */
+    struct tern_c2s_sm_info info;
+    tern_c2s_sm_info(a->session, &info);
+    if (info.queued && !a->shard->server->shutting_down)
+        uv_timer_start(&s->timer, on_sess_timer, (uint64_t)cfg_of(a->shard)->push_ack_delay * 1000,
+                       0);
+}
+
+static int remember_told(const struct tern_xml *st, uint32_t h, int64_t stamp, void *ud) {
+    struct sess *s = ud;
+    struct tern_push_item item;
+    (void)stamp;
+    if ((int32_t)(h - s->pushed_h) > 0 || nsuppressed >= SUPPRESS_LIMIT)
+        return 1;
+    if (policy->classify(st, &item) == TERN_PUSH_NONE)
+        return 0; /* never stored offline as news, nothing to remember */
+    struct suppress *e = tern_calloc(1, sizeof *e);
+    e->stanza = tern_xml_ref((struct tern_xml *)st);
+    e->resource = tern_strdup(s->resource);
+    e->until = uv_now(s->shard->loop) + SUPPRESS_MS;
+    e->next = suppressed;
+    suppressed = e;
+    nsuppressed++;
+    return 0;
+}
+
+static void on_closing(const struct tern_event_args *a) {
+    struct sess *s = a->session ? sess_get(a, 0) : NULL;
+    if (!s)
+        return;
+    tern_map_del(&sessions, &s->uid, sizeof s->uid);
+    /* Called before the hand-off (c2s.c teardown): the queue is still there. */
+    if (s->pushed && !a->shard->server->shutting_down) {
+        suppress_prune(uv_now(a->shard->loop), 0);
+        tern_c2s_sm_unacked(a->session, remember_told, s);
+    }
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, sess_closed);
+}
+
+/* ---- offline storage ------------------------------------------------------------------ */
+
+/* Messages stored offline for one account within BATCH_MS. */
+struct batch {
+    char *bare;                   /* user@domain (key) */
+    char *user;                   /* localpart */
+    struct tern_shard *shard;     /* where the timer runs */
+    uv_timer_t timer;             /* end of the window */
+    struct tern_push_summary sum; /* the important messages */
+    struct told *told;            /* devices already told about some of them */
+    size_t ntold;                 /* entries in told */
+    struct tern_xml *call;        /* the newest call invitation among them (a reference) */
+};
+
+static struct tern_map batches; /* bare -> struct batch* */
+
+static void batch_closed(uv_handle_t *h) {
+    struct batch *b = h->data;
+    for (size_t i = 0; i < b->ntold; i++)
+        free(b->told[i].resource);
+    free(b->told);
+    tern_push_summary_clear(&b->sum);
+    if (b->call)
+        tern_xml_unref(&b->call);
+    free(b->bare);
+    free(b->user);
+    free(b);
+}
+
+static void on_batch_timer(uv_timer_t *t) {
+    struct batch *b = t->data;
+    tern_map_dels(&batches, b->bare);
+    if (!b->shard->server->shutting_down) {
+        struct round *r = round_new(b->shard, TERN_PUSH_T_OFFLINE, b->user, b->bare);
+        r->sum = b->sum;
+        r->fresh = b->sum.count;
+        memset(&b->sum, 0, sizeof b->sum);
+        r->told = b->told;
+        r->ntold = b->ntold;
+        b->told = NULL;
+        b->ntold = 0;
+        r->call = b->call;
+        b->call = NULL;
+        round_submit(r);
+    }
+    uv_close((uv_handle_t *)&b->timer, batch_closed);
+}
+
+static void told_add(struct batch *b, char *resource_take) {
+    for (size_t i = 0; i < b->ntold; i++) {
+        if (strcmp(b->told[i].resource, resource_take) == 0) {
+            b->told[i].n++;
+            free(resource_take);
+            return;
+        }
+    }
+    b->told = tern_realloc(b->told, (b->ntold + 1) * sizeof *b->told);
+    b->told[b->ntold].resource = resource_take;
+    b->told[b->ntold].n = 1;
+    b->ntold++;
+}
+
+static void on_offline_stored(const struct tern_event_args *a) {
+    struct tern_push_item item;
+    if (!a->stanza || !a->jid->local || a->shard->server->shutting_down)
+        return;
+    char *told = suppress_take(a->stanza);
+    if (policy->classify(a->stanza, &item) == TERN_PUSH_NONE) {
+        free(told);
+        return;
+    }
+    char *bare = tern_jid_bare(a->jid);
+    struct batch *b = tern_map_gets(&batches, bare);
+    if (!b) {
+        b = tern_calloc(1, sizeof *b);
+        b->bare = bare;
+        b->user = tern_strdup(a->jid->local);
+        b->shard = a->shard;
+        uv_timer_init(a->shard->loop, &b->timer);
+        b->timer.data = b;
+        tern_map_puts(&batches, b->bare, b);
+    } else {
+        free(bare);
+    }
+    tern_push_summary_add(&b->sum, &item);
+    if (told)
+        told_add(b, told);
+    if (item.cls == TERN_PUSH_CALL) {
+        if (b->call)
+            tern_xml_unref(&b->call);
+        b->call = tern_xml_ref((struct tern_xml *)a->stanza);
+    }
+    uint64_t ms = item.cls == TERN_PUSH_CALL ? 0 : BATCH_MS;
+    if (!uv_is_active((uv_handle_t *)&b->timer) || uv_timer_get_due_in(&b->timer) > ms)
+        uv_timer_start(&b->timer, on_batch_timer, ms, 0);
+}
+
+/* ---- enable and disable (XEP-0357 §5, §6) ------------------------------------------- */
+
+struct reg_req {
+    struct tern_store_job job;     /* store linkage */
+    struct tern_shard *shard;      /* where done runs */
+    struct tern_xml *iq;           /* the request (a reference) */
+    struct tern_jid from;          /* requester */
+    struct tern_jid to;            /* addressee */
+    char *user;                    /* localpart */
+    uint64_t uid;                  /* the requesting session, 0 if none */
+    int disable;                   /* disable rather than enable */
+    struct tern_push_reg reg;      /* enable: what to store; disable: jid and node (or NULL) */
+    int max;                       /* push.max_devices */
+    struct tern_push_reg *evicted; /* enable: registrations pushed out by the cap */
+    size_t nevicted;               /* entries in evicted */
+    size_t removed;                /* disable: how many went */
+};
+
+static void reply(struct reg_req *r, struct tern_xml *reply_take) {
+    struct tern_iq_ctx ctx = {
+        .shard = r->shard,
+        .from = &r->from,
+        .to = &r->to,
+        .iq = r->iq,
+        .payload = tern_xml_first_el(r->iq),
+        .target = TERN_IQ_TO_ACCOUNT,
+    };
+    tern_module_reply(&ctx, reply_take);
+}
+
+static void reply_error(struct tern_iq_ctx *ctx, enum tern_error_type type,
+                        enum tern_stanza_cond cond, const char *text) {
+    struct tern_stanza_error e = {type, cond, text};
+    tern_module_reply(ctx, tern_stanza_error_reply(ctx->iq, &e));
+}
+
+static void reg_req_free(struct reg_req *r) {
+    tern_xml_unref(&r->iq);
+    tern_jid_free(&r->from);
+    tern_jid_free(&r->to);
+    free(r->user);
+    free(r->reg.jid);
+    free(r->reg.node);
+    free(r->reg.options);
+    free(r->reg.resource);
+    tern_push_regs_free(r->evicted, r->nevicted);
+    free(r);
+}
+
+static int reg_run(struct tern_store_backend *b, struct tern_store_job *job) {
+    struct reg_req *r = tern_store_container(job, struct reg_req, job);
+    if (r->disable)
+        return b->ops->push_del(b, r->user, r->reg.jid, r->reg.node, &r->removed);
+    return b->ops->push_put(b, r->user, &r->reg, r->max, &r->evicted, &r->nevicted);
+}
+
+static void reg_done(struct tern_store_job *job, int err) {
+    struct reg_req *r = tern_store_container(job, struct reg_req, job);
+    char *who = tern_jid_full(&r->from);
+    if (err) {
+        tern_warn(COMP, "%s push registration of %s (%s node %s) failed: %s",
+                  r->disable ? "removing the" : "storing a", who, r->reg.jid,
+                  r->reg.node ? r->reg.node : "*", tern_strerror(err));
+        struct tern_stanza_error e = {TERN_ET_WAIT, TERN_SC_INTERNAL_SERVER_ERROR, NULL};
+        reply(r, tern_stanza_error_reply(r->iq, &e));
+    } else {
+        if (r->disable)
+            tern_info(COMP, "%s disabled push to %s node %s (%zu registrations removed)", who,
+                      r->reg.jid, r->reg.node ? r->reg.node : "*", r->removed);
+        else
+            tern_info(COMP, "%s enabled push to %s node %s", who, r->reg.jid, r->reg.node);
+        for (size_t i = 0; i < r->nevicted; i++)
+            tern_info(COMP,
+                      "%s has more than %d push registrations (push.max_devices): evicted the "
+                      "oldest, %s node %s",
+                      r->user, r->max, r->evicted[i].jid, r->evicted[i].node);
+        /* The requesting session's device has a registration now, or may not. */
+        struct sess *s = r->uid ? tern_map_get(&sessions, &r->uid, sizeof r->uid) : NULL;
+        if (s)
+            s->has_reg = r->disable ? -1 : 1;
+        reply(r, tern_stanza_result(r->iq));
+    }
+    free(who);
+    reg_req_free(r);
+}
+
+/* The first value of field var of a data form (caller frees), or NULL. */
+static char *form_value(const struct tern_xml *x, const char *var) {
+    for (struct tern_xml *f = tern_xml_child(x, NS_DATA, "field"); f;
+         f = tern_xml_next(f, NS_DATA, "field")) {
+        const char *v = tern_xml_attr(f, "var");
+        if (v && strcmp(v, var) == 0) {
+            struct tern_xml *val = tern_xml_child(f, NS_DATA, "value");
+            return val ? tern_xml_text(val) : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* XEP-0004 §3.3 boolean: "0"/"false" is off; anything else given is on. */
+static int form_false(const struct tern_xml *x, const char *var) {
+    char *v = form_value(x, var);
+    int off = v && (strcmp(v, "0") == 0 || strcmp(v, "false") == 0);
+    free(v);
+    return off;
+}
+
+/*
+ * The data forms of an <enable/>: at most one publish-options form (its
+ * serialized copy into r->reg.options) and at most one of our content
+ * options (urn:xmpp:push:options: include-body, include-sender, which can
+ * only take away). Each must be a submitted form (XEP-0004 §3.1: type
+ * 'submit'; a form without a type, as in XEP-0357's own examples, is taken
+ * as one). Anything else is a bad request.
+ */
+static const char *read_forms(const struct tern_xml *enable, struct reg_req *r) {
+    int have_po = 0, have_opts = 0;
+    for (struct tern_xml *x = tern_xml_child(enable, NS_DATA, "x"); x;
+         x = tern_xml_next(x, NS_DATA, "x")) {
+        const char *type = tern_xml_attr(x, "type");
+        if (type && strcmp(type, "submit") != 0)
+            return "a data form in <enable/> must be of type 'submit'";
+        char *ft = form_value(x, "FORM_TYPE");
+        int po = ft && strcmp(ft, FORM_PUBLISH_OPTIONS) == 0;
+        int opts = ft && strcmp(ft, TERN_NS_PUSH_OPTIONS) == 0;
+        free(ft);
+        if ((!po && !opts) || (po && have_po) || (opts && have_opts))
+            return "expected one form of FORM_TYPE " FORM_PUBLISH_OPTIONS;
+        if (opts) {
+            have_opts = 1;
+            if (form_false(x, "include-body"))
+                r->reg.flags |= TERN_PUSH_F_NO_BODY;
+            if (form_false(x, "include-sender"))
+                r->reg.flags |= TERN_PUSH_F_NO_SENDER;
+            continue;
+        }
+        have_po = 1;
+        struct tern_xml *copy = tern_xml_copy(x);
+        tern_xml_set_attr(copy, "type", "submit");
+        struct tern_buf b;
+        tern_buf_init(&b, OPTIONS_MAX);
+        int rc = tern_xml_serialize(copy, TERN_NS_CLIENT, &b);
+        tern_xml_unref(&copy);
+        if (rc != 0) {
+            tern_buf_free(&b);
+            return "the publish-options form is too large";
+        }
+        r->reg.options = tern_buf_take(&b);
+    }
+    return NULL;
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum tern_hook_result on_push_iq(struct tern_iq_ctx *ctx) {
+    const struct tern_config *cfg = cfg_of(ctx->shard);
+    const struct tern_xml *el = ctx->payload;
+    const char *type = tern_xml_attr(ctx->iq, "type");
+    int disable = strcmp(el->name, "disable") == 0;
+    struct tern_jid jid;
+
+    if (!ctx->from->local) {
+        reply_error(ctx, TERN_ET_CANCEL, TERN_SC_SERVICE_UNAVAILABLE, NULL);
+        return TERN_HANDLED;
+    }
+    /* §5, §6: to the user's own bare JID (or no 'to', which means it). */
+    if (ctx->target == TERN_IQ_TO_ACCOUNT && !tern_jid_equal(ctx->to, ctx->from, 1)) {
+        reply_error(ctx, TERN_ET_AUTH, TERN_SC_FORBIDDEN, NULL);
+        return TERN_HANDLED;
+    }
+    if (!disable && strcmp(el->name, "enable") != 0) {
+        reply_error(ctx, TERN_ET_CANCEL, TERN_SC_FEATURE_NOT_IMPLEMENTED, NULL);
+        return TERN_HANDLED;
+    }
+    if (strcmp(type, "set") != 0) {
+        reply_error(ctx, TERN_ET_MODIFY, TERN_SC_BAD_REQUEST, "enable and disable are IQ sets");
+        return TERN_HANDLED;
+    }
+    const char *jid_s = tern_xml_attr(el, "jid");
+    if (!jid_s || !*jid_s) {
+        reply_error(ctx, TERN_ET_MODIFY, TERN_SC_BAD_REQUEST, "the 'jid' attribute is required");
+        return TERN_HANDLED;
+    }
+    if (tern_jid_parse(&jid, jid_s) != 0) {
+        reply_error(ctx, TERN_ET_MODIFY, TERN_SC_JID_MALFORMED, NULL);
+        return TERN_HANDLED;
+    }
+    const char *node = tern_xml_attr(el, "node");
+    struct reg_req *r = tern_calloc(1, sizeof *r);
+    r->disable = disable;
+    r->reg.jid = tern_jid_full(&jid);
+    if (!disable) {
+        const char *why = NULL;
+        enum tern_stanza_cond cond = TERN_SC_BAD_REQUEST;
+        enum tern_error_type etype = TERN_ET_MODIFY;
+        int own = jid.local && tern_jid_equal(&jid, ctx->from, 1);
+        int server = !jid.local && strcmp(jid.domain, cfg->domain) == 0;
+        if (own || server) {
+            /* Publishing to the account itself (or to this server) would
+             * loop back here: nothing that could ever deliver a push. */
+            why = own ? "push to the account's own JID is refused"
+                      : "push to this server's own domain is refused";
+            cond = TERN_SC_NOT_ALLOWED;
+            etype = TERN_ET_CANCEL;
+        } else if (!node || !*node) {
+            /* The XEP's schema requires it, and a publish needs a node (XEP-0060 §7.1.3.3). */
+            why = "the 'node' attribute is required";
+        } else if (strlen(node) > NODE_MAX) {
+            why = "the node name is too long";
+            cond = TERN_SC_NOT_ACCEPTABLE;
+        } else {
+            why = read_forms(el, r);
+        }
+        if (why) {
+            reply_error(ctx, etype, cond, why);
+            tern_jid_free(&jid);
+            reg_req_free(r);
+            return TERN_HANDLED;
+        }
+        const struct tern_jid *me = ctx->session ? tern_c2s_jid(ctx->session) : ctx->from;
+        r->reg.resource = me && me->resource ? tern_strdup(me->resource) : NULL;
+        r->reg.created_at = wall_ms();
+        r->max = cfg->push_max_devices;
+    }
+    tern_jid_free(&jid);
+    r->reg.node = node && (*node || !disable) ? tern_strdup(node) : NULL;
+    r->shard = ctx->shard;
+    r->iq = tern_xml_ref(ctx->iq);
+    tern_jid_copy(&r->from, ctx->from);
+    tern_jid_copy(&r->to, ctx->to);
+    r->user = tern_strdup(ctx->from->local);
+    r->uid = ctx->session ? tern_c2s_uid(ctx->session) : 0;
+    r->job.run = reg_run;
+    r->job.done = reg_done;
+    r->job.write = 1;
+    if (tern_store_submit(ctx->shard->server->store, &r->job) != 0)
+        reg_done(&r->job, TERN_E_CLOSED);
+    return TERN_HANDLED;
+}
+
+/* ---- the module ------------------------------------------------------------------------- */
+
+static int push_init(struct tern_server *srv) {
+    (void)srv;
+    tern_map_init(&sessions);
+    tern_map_init(&batches);
+    tern_map_init(&erroring);
+    inflight = 0;
+    dropped = dropped_logged = drop_log_at = 0;
+    return 0;
+}
+
+static void free_sess(const void *k, size_t kl, void *v, void *ud) {
+    (void)k, (void)kl, (void)ud;
+    sess_closed((uv_handle_t *)&((struct sess *)v)->timer);
+}
+
+static void free_batch(const void *k, size_t kl, void *v, void *ud) {
+    (void)k, (void)kl, (void)ud;
+    batch_closed((uv_handle_t *)&((struct batch *)v)->timer);
+}
+
+/* At exit the loop is closed: timers still in the maps were closed by the
+ * final walk (ternd.c), so only memory is left. */
+static void push_fini(struct tern_server *srv) {
+    (void)srv;
+    tern_map_each(&sessions, free_sess, NULL);
+    tern_map_each(&batches, free_batch, NULL);
+    tern_map_free(&sessions);
+    tern_map_free(&batches);
+    tern_map_free(&erroring);
+    suppress_prune(0, 1);
+    called_prune(0, 1);
+    if (dropped)
+        tern_info(COMP, "%llu notifications were dropped because the push queue was full",
+                  (unsigned long long)dropped);
+}
+
+static const struct tern_iq_def push_iqs[] = {
+    {TERN_NS_PUSH, TERN_IQ_TO_SERVER | TERN_IQ_TO_ACCOUNT, on_push_iq},
+    {NULL, 0, NULL},
+};
+
+static const struct tern_event_def push_events[] = {
+    {TERN_EV_DELIVERED, on_delivered},
+    {TERN_EV_SM_QUEUED, on_queued},
+    {TERN_EV_SM_HIBERNATED, on_hibernated},
+    {TERN_EV_SM_ACK_OVERDUE, on_ack_overdue},
+    {TERN_EV_SM_RESUMED, on_resumed},
+    {TERN_EV_SESSION_CLOSING, on_closing},
+    {TERN_EV_OFFLINE_STORED, on_offline_stored},
+    {0, NULL},
+};
+
+/* XEP-0357 §4.1: the account (and, for clients that ask it, the server). */
+static const char *const push_features[] = {TERN_NS_PUSH, NULL};
+
+const struct tern_module tern_mod_push = {
+    .name = "push",
+    .init = push_init,
+    .fini = push_fini,
+    .iqs = push_iqs,
+    .events = push_events,
+    .server_features = push_features,
+    .account_features = push_features,
+};
