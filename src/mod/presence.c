@@ -24,6 +24,7 @@
 #include "core/mem.h"
 #include "mod/roster.h"
 #include "server/c2s.h"
+#include "server/component.h"
 #include "server/module.h"
 #include "server/router.h"
 #include "server/server.h"
@@ -660,6 +661,15 @@ void tern_presence_outbound(struct tern_c2s *c, struct tern_xml *stanza) {
     }
     if (tern_jid_parse(&to, to_s) != 0) {
         bounce(shard, stanza, TERN_ET_MODIFY, TERN_SC_JID_MALFORMED, NULL);
+        goto out;
+    }
+    if (!is_local(shard, &to) && tern_component_known(to.domain)) {
+        /* A component (XEP-0114): directed presence is remembered like any
+         * other; the rest goes to it as is (no roster state for it yet). */
+        if (type == P_AVAILABLE || type == P_UNAVAILABLE)
+            directed(c, stanza, &to, type);
+        else
+            tern_router_send(shard, tern_xml_ref(stanza));
         goto out;
     }
     if (!is_local(shard, &to)) {
