@@ -24,6 +24,7 @@
  */
 #include "mod/push.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,8 @@ static size_t inflight;          /* publishes sent, answer or timeout not yet in
 static uint64_t dropped;         /* publishes refused because inflight reached push.max_queue */
 static uint64_t dropped_logged;  /* dropped when the last "queue full" line was written */
 static uint64_t drop_log_at;     /* loop ms of that line */
-static struct tern_map erroring; /* "user\0jid\0node" -> (void *)1: errors may be counted */
+static struct tern_map erroring; /* "user\0jid\0node" -> error jobs submitted (a generation) */
+static uintptr_t error_gen;      /* last generation handed out */
 
 static size_t reg_key(char *out, size_t size, const char *user, const char *jid, const char *node) {
     int n = snprintf(out, size, "%s%c%s%c%s", user, 0, jid, 0, node);
@@ -89,6 +91,7 @@ struct err_req {
     struct tern_store_job job; /* store linkage */
     char *user, *jid, *node;   /* the registration */
     int ok;                    /* reset (a success) rather than count */
+    uintptr_t gen;             /* ok: the registration's generation in erroring when submitted */
     int max;                   /* push.max_errors */
     int errors;                /* count after the job */
 };
@@ -102,13 +105,15 @@ static int err_run(struct tern_store_backend *b, struct tern_store_job *job) {
 
 static void err_done(struct tern_store_job *job, int err) {
     struct err_req *r = tern_store_container(job, struct err_req, job);
-    char key[3 * (TERN_JID_PART_MAX + 1) + NODE_MAX + 8];
+    char key[4 * (TERN_JID_PART_MAX + 1) + NODE_MAX + 8];
     size_t klen = reg_key(key, sizeof key, r->user, r->jid, r->node);
-    if (err == 0 && r->ok && klen) {
+    /* Forget the key once the count is 0 (unless an error job was submitted
+     * after this reset: it counts again) or the registration is gone. */
+    uintptr_t now_gen = klen ? (uintptr_t)tern_map_get(&erroring, key, klen) : 0;
+    if (now_gen && ((err == 0 && r->ok && now_gen == r->gen) ||
+                    (err == 0 && !r->ok && r->errors >= r->max) || err == TERN_E_NOTFOUND))
         tern_map_del(&erroring, key, klen);
-    } else if (err == 0 && r->errors >= r->max) {
-        if (klen)
-            tern_map_del(&erroring, key, klen);
+    if (err == 0 && !r->ok && r->errors >= r->max) {
         tern_warn(COMP,
                   "removed the push registration of %s to %s node %s after %d errors in a row",
                   r->user, r->jid, r->node, r->errors);
@@ -136,13 +141,17 @@ static void pub_ctx_free(struct pub_ctx *p) {
 }
 
 static void record_result(struct tern_shard *shard, struct pub_ctx *p, int ok) {
-    char key[3 * (TERN_JID_PART_MAX + 1) + NODE_MAX + 8];
+    char key[4 * (TERN_JID_PART_MAX + 1) + NODE_MAX + 8];
     size_t klen = reg_key(key, sizeof key, p->user, p->jid, p->node);
-    if (ok && p->errors == 0 && (!klen || !tern_map_get(&erroring, key, klen)))
+    uintptr_t gen = klen ? (uintptr_t)tern_map_get(&erroring, key, klen) : 0;
+    if (ok && p->errors == 0 && !gen)
         return; /* nothing to reset: no write */
-    if (!ok && klen)
-        tern_map_put(&erroring, key, klen, (void *)1);
+    if (!ok && klen) {
+        gen = ++error_gen ? error_gen : ++error_gen; /* never 0: 0 means absent */
+        tern_map_put(&erroring, key, klen, (void *)gen);
+    }
     struct err_req *r = tern_calloc(1, sizeof *r);
+    r->gen = gen;
     r->user = p->user;
     r->jid = p->jid;
     r->node = p->node;
