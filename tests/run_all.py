@@ -7,7 +7,7 @@ real ternd; the libFuzzer targets for a bounded time. Each cmocka case,
 integration test, fuzz target and check counts as one test.
 
 Environment: FUZZ_SECONDS (default 60), TERN_VARIANTS (default "build build-asan"),
-TERN_SKIP (space separated: static unit integration fuzz).
+TERN_SKIP (space separated: static unit integration bench fuzz).
 """
 import json
 import os
@@ -138,6 +138,27 @@ def integration_tests(variant):
         record(f"{variant}/integration/runner", False, f"runner exited {code} without a summary")
 
 
+def bench_tests():
+    """The load generator's own unit tests, and a tiny smoke run against ternd
+    (counts only, no timing): bench/README.md."""
+    step("bench: load generator tests and smoke run")
+    r = run(["make", "-C", "bench", "test"], timeout=900)
+    oks = CMOCKA_OK.findall(r.stdout)
+    fails = set(CMOCKA_FAIL.findall(r.stdout)) - {"test(s)"}
+    for name in oks:
+        record(f"bench/unit/{name}", True)
+    for name in sorted(fails):
+        record(f"bench/unit/{name}", False, r.stdout[-4000:])
+    if r.returncode != 0 and not fails:
+        record("bench/unit", False, r.stdout[-4000:])
+    r = run(["bench/run.sh", "--smoke"], timeout=600)
+    lines = re.findall(r"^(PASS|FAIL) (\S+)", r.stdout, re.M)
+    for verdict, name in lines:
+        record(name, verdict == "PASS", r.stdout[-4000:] if verdict == "FAIL" else "")
+    if r.returncode != 0 and not any(v == "FAIL" for v, _ in lines):
+        record("bench-smoke", False, r.stdout[-4000:])
+
+
 def fuzz_tests():
     step("fuzzing")
     seconds = int(os.environ.get("FUZZ_SECONDS", "60"))
@@ -183,6 +204,8 @@ def main():
             unit_tests(v)
         if "integration" not in skip:
             integration_tests(v)
+    if "bench" not in skip and os.path.exists(os.path.join("build", "ternd")):
+        bench_tests()
     if "fuzz" not in skip:
         fuzz_tests()
     print(f"\n({time.time() - start:.0f} s)")
