@@ -21,6 +21,7 @@
 #include "server/c2s_internal.h"
 #include "server/iplimits.h"
 #include "server/module.h"
+#include "server/outq.h"
 #include "server/router.h"
 #include "server/server.h"
 #include "server/sessions.h"
@@ -82,7 +83,7 @@ static void c2s_free(struct tern_c2s *c) {
     tern__sm_release(c);
     tern_xml_parser_free(&c->parser);
     tern_tls_free(&c->tls);
-    tern_buf_free(&c->out);
+    tern_buf_free(&c->out.buf);
     tern_jid_free(&c->jid);
     free(c->bare);
     tern_xml_unref(&c->pres.last);
@@ -144,7 +145,7 @@ void tern__c2s_drop_transport(struct tern_c2s *c) {
     /* A hibernating session needs none of the stream's state. */
     tern_xml_parser_free(&c->parser);
     tern_tls_free(&c->tls);
-    tern_buf_free(&c->out);
+    tern_buf_free(&c->out.buf);
     tern__sasl_reset(c);
 }
 
@@ -213,63 +214,28 @@ void tern__c2s_adopt(struct tern_c2s *c, struct tern_c2s *old) {
 
 /* ---- output ---------------------------------------------------------------- */
 
-struct write_req {
-    uv_write_t req;     /* libuv request */
-    struct tern_c2s *c; /* owner */
-    size_t len;         /* bytes in data */
-    char data[];        /* the bytes */
-};
-
-static void on_written(uv_write_t *req, int status) {
-    struct write_req *w = (struct write_req *)req;
-    struct tern_c2s *c = w->c;
-    c->queued -= w->len;
-    free(w);
-    if (status < 0 && status != UV_ECANCELED && !c->closing) {
-        tern_info(COMP, "%s: write failed: %s", c->peer, uv_strerror(status));
-        transport_lost_later(c);
-    }
+/* A queued write failed: the connection is gone (hibernate or end). */
+static void on_write_error(void *owner) {
+    struct tern_c2s *c = owner;
+    if (c->closing)
+        return;
+    tern_info(COMP, "%s: write failed", c->peer);
+    transport_lost_later(c);
 }
 
 static void flush_now(struct tern_c2s *c) {
-    if (c->out.len == 0 || c->transport_gone)
+    if (c->out.buf.len == 0 || c->transport_gone)
         return;
-    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0;
-    if (n < 0) {
-        tern_info(COMP, "%s: write failed: %s", c->peer, uv_strerror(n));
-        tern_buf_free(&c->out);
+    size_t pending = c->out.buf.len;
+    int rc = tern_outq_flush(&c->out, (uv_stream_t *)&c->tcp);
+    if (rc == TERN_E_LIMIT) {
+        tern_warn(COMP, "%s: client is not reading (%zu bytes queued), closing", c->peer,
+                  c->out.queued + pending);
         transport_lost_later(c);
-        return;
+    } else if (rc) {
+        tern_info(COMP, "%s: write failed", c->peer);
+        transport_lost_later(c);
     }
-    size_t rest = c->out.len - (size_t)n;
-    if (rest) {
-        if (c->queued + rest > MAX_QUEUED) {
-            tern_warn(COMP, "%s: client is not reading (%zu bytes queued), closing", c->peer,
-                      c->queued + rest);
-            tern_buf_free(&c->out);
-            transport_lost_later(c);
-            return;
-        }
-        struct write_req *w = tern_malloc(sizeof *w + rest);
-        w->c = c;
-        w->len = rest;
-        memcpy(w->data, c->out.data + n, rest);
-        uv_buf_t wb = uv_buf_init(w->data, (unsigned)rest);
-        c->queued += rest;
-        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &wb, 1, on_written);
-        if (rc) {
-            c->queued -= rest;
-            free(w);
-            tern_buf_free(&c->out);
-            transport_lost_later(c);
-            return;
-        }
-    }
-    /* An idle connection keeps no output buffer. */
-    tern_buf_free(&c->out);
 }
 
 void tern__c2s_flush(struct tern_c2s *c) {
@@ -280,10 +246,10 @@ void tern__c2s_flush(struct tern_c2s *c) {
 void tern__c2s_write(struct tern_c2s *c, const char *data, size_t len) {
     if (c->transport_gone)
         return;
-    int rc = c->tls ? tern_tls_write(c->tls, data, len) : tern_buf_add(&c->out, data, len);
+    int rc = c->tls ? tern_tls_write(c->tls, data, len) : tern_buf_add(&c->out.buf, data, len);
     if (rc) {
         tern_warn(COMP, "%s: output buffer full, closing", c->peer);
-        tern_buf_free(&c->out);
+        tern_buf_free(&c->out.buf);
         transport_lost_later(c);
         return;
     }
@@ -655,7 +621,7 @@ static void on_stanza(void *ud, struct tern_xml *el) {
 /* ---- input --------------------------------------------------------------------------- */
 
 static void start_tls(struct tern_c2s *c) {
-    c->tls = tern_tls_new(c->shard->server->tls, &c->out);
+    c->tls = tern_tls_new(c->shard->server->tls, &c->out.buf);
 }
 
 static int on_plain(void *ud, const char *data, size_t len) {
@@ -772,7 +738,7 @@ void tern_c2s_accept(struct tern_shard *s, uv_stream_t *listener, int direct_tls
     struct tern_c2s *c = tern_calloc(1, sizeof *c);
     c->shard = s;
     c->direct_tls = direct_tls;
-    tern_buf_init(&c->out, srv->cfg->max_stanza_size * 2 + 65536);
+    tern_outq_init(&c->out, srv->cfg->max_stanza_size * 2 + 65536, MAX_QUEUED, on_write_error, c);
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
     c->tcp.data = c;

@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "server/c2s.h"
+#include "server/outq.h"
 #include "xmpp/jid.h"
 #include "xmpp/scram.h"
 
@@ -78,8 +79,7 @@ struct tern_c2s {
 
     struct tern_tls *tls; /* NULL until TLS starts */
     int direct_tls;       /* came in on the XEP-0368 port */
-    struct tern_buf out;  /* bytes to write (ciphertext once TLS runs) */
-    size_t queued;        /* bytes handed to uv_write and not yet written */
+    struct tern_outq out; /* bytes to write (ciphertext once TLS runs) */
     int in_read;          /* inside the read callback: flush at its end */
 
     struct tern_xml_parser *parser; /* the current stream's parser */

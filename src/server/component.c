@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/iplimits.h"
+#include "server/outq.h"
 #include "server/iqtrack.h"
 #include "server/module.h"
 #include "server/router.h"
@@ -70,9 +71,8 @@ struct tern_component {
     char peer[56];  /* "ip:port" or "[ip]:port", for logs */
     int ip_counted; /* ip holds a slot in iplimits */
 
-    struct tern_buf out; /* bytes to write */
-    size_t queued;       /* bytes handed to uv_write and not yet written */
-    int in_read;         /* inside the read callback: flush at its end */
+    struct tern_outq out; /* bytes to write */
+    int in_read;          /* inside the read callback: flush at its end */
 
     struct tern_xml_parser *parser; /* the stream's parser */
     int header_sent;                /* our stream header went out */
@@ -206,7 +206,7 @@ static void comp_free(struct tern_component *c) {
         free(it);
     }
     tern_xml_parser_free(&c->parser);
-    tern_buf_free(&c->out);
+    tern_buf_free(&c->out.buf);
     free(c);
     if (tern_component_count(s) == 0 && s->on_idle)
         s->on_idle(s);
@@ -264,69 +264,36 @@ static void lost_later(struct tern_component *c) {
 
 /* ---- output ---------------------------------------------------------------- */
 
-struct write_req {
-    uv_write_t req;           /* libuv request */
-    struct tern_component *c; /* owner (alive: closing the handle cancels the write first) */
-    size_t len;               /* bytes in data */
-    char data[];              /* the bytes */
-};
-
-static void on_written(uv_write_t *req, int status) {
-    struct write_req *w = (struct write_req *)req;
-    struct tern_component *c = w->c;
-    c->queued -= w->len;
-    free(w);
-    if (status < 0 && status != UV_ECANCELED && !c->closing) {
-        tern_info(COMP, "%s: write failed: %s", c->peer, uv_strerror(status));
-        lost_later(c);
-    }
+/* A queued write failed: the component is gone. */
+static void on_write_error(void *owner) {
+    struct tern_component *c = owner;
+    if (c->closing)
+        return;
+    tern_info(COMP, "%s: write failed", c->peer);
+    lost_later(c);
 }
 
 static void flush_now(struct tern_component *c) {
-    if (c->out.len == 0 || c->transport_gone)
+    if (c->out.buf.len == 0 || c->transport_gone)
         return;
-    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0;
-    if (n < 0) {
-        tern_info(COMP, "%s: write failed: %s", c->peer, uv_strerror(n));
-        tern_buf_free(&c->out);
+    size_t pending = c->out.buf.len;
+    int rc = tern_outq_flush(&c->out, (uv_stream_t *)&c->tcp);
+    if (rc == TERN_E_LIMIT) {
+        tern_warn(COMP, "%s: component %s is not reading (%zu bytes queued), closing", c->peer,
+                  c->domain ? c->domain : "?", c->out.queued + pending);
         lost_later(c);
-        return;
+    } else if (rc) {
+        tern_info(COMP, "%s: write failed", c->peer);
+        lost_later(c);
     }
-    size_t rest = c->out.len - (size_t)n;
-    if (rest) {
-        if (c->queued + rest > MAX_QUEUED) {
-            tern_warn(COMP, "%s: component %s is not reading (%zu bytes queued), closing", c->peer,
-                      c->domain ? c->domain : "?", c->queued + rest);
-            tern_buf_free(&c->out);
-            lost_later(c);
-            return;
-        }
-        struct write_req *w = tern_malloc(sizeof *w + rest);
-        w->c = c;
-        w->len = rest;
-        memcpy(w->data, c->out.data + n, rest);
-        uv_buf_t wb = uv_buf_init(w->data, (unsigned)rest);
-        c->queued += rest;
-        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &wb, 1, on_written) != 0) {
-            c->queued -= rest;
-            free(w);
-            tern_buf_free(&c->out);
-            lost_later(c);
-            return;
-        }
-    }
-    tern_buf_free(&c->out); /* an idle connection keeps no output buffer */
 }
 
 static void write_raw(struct tern_component *c, const char *data, size_t len) {
     if (c->transport_gone)
         return;
-    if (tern_buf_add(&c->out, data, len) != 0) {
+    if (tern_buf_add(&c->out.buf, data, len) != 0) {
         tern_warn(COMP, "%s: output buffer full, closing", c->peer);
-        tern_buf_free(&c->out);
+        tern_buf_free(&c->out.buf);
         lost_later(c);
         return;
     }
@@ -846,7 +813,7 @@ static void accept_one(struct tern_shard *s, uv_stream_t *listener) {
     struct tern_component *c = tern_calloc(1, sizeof *c);
     c->shard = s;
     c->index = -1;
-    tern_buf_init(&c->out, srv->cfg->max_stanza_size * 2 + 65536);
+    tern_outq_init(&c->out, srv->cfg->max_stanza_size * 2 + 65536, MAX_QUEUED, on_write_error, c);
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
     uv_async_init(s->loop, &c->inbox_async, on_inbox);
