@@ -42,9 +42,51 @@ static uv_once_t ids_once = UV_ONCE_INIT;
 static uv_mutex_t ids_lock;
 static struct tern_map ids; /* resumption id -> struct tern_c2s* */
 
+/* Ended resumable sessions: id -> struct tombstone, so that a late
+ * <resume/> learns the h of what the server had handled (XEP-0198 §5). The
+ * table is bounded: past MAX_TOMBSTONES it starts over. */
+#define MAX_TOMBSTONES 10000
+struct tombstone {
+    uint32_t h_in; /* stanzas the server handled from the client */
+    char bare[];   /* the account, which alone may learn it */
+};
+static struct tern_map tombstones;
+
 static void ids_init(void) {
     uv_mutex_init(&ids_lock);
     tern_map_init(&ids);
+    tern_map_init(&tombstones);
+}
+
+static void free_tombstone(const void *k, size_t kl, void *v, void *ud) {
+    free(v);
+}
+
+/* ids_lock held */
+static void bury(const struct tern_c2s *c) {
+    if (!c->bare)
+        return;
+    if (tombstones.count >= MAX_TOMBSTONES) {
+        tern_map_each(&tombstones, free_tombstone, NULL);
+        tern_map_free(&tombstones);
+    }
+    size_t n = strlen(c->bare) + 1;
+    struct tombstone *t = tern_malloc(sizeof *t + n);
+    t->h_in = c->sm.h_in;
+    memcpy(t->bare, c->bare, n);
+    free(tern_map_puts(&tombstones, c->sm.id, t));
+}
+
+/* h of an ended session of bare with this id: 0 and *h, or -1. */
+static int dug_up(const char *id, const char *bare, uint32_t *h) {
+    uv_once(&ids_once, ids_init);
+    uv_mutex_lock(&ids_lock);
+    struct tombstone *t = tern_map_gets(&tombstones, id);
+    int rc = t && strcmp(t->bare, bare) == 0 ? 0 : -1;
+    if (rc == 0)
+        *h = t->h_in;
+    uv_mutex_unlock(&ids_lock);
+    return rc;
 }
 
 static const struct tern_config *cfg_of(const struct tern_c2s *c) {
@@ -329,6 +371,15 @@ static void handle_resume(struct tern_c2s *c, struct tern_xml *el) {
      * learns nothing about it. */
     if (!old || old == c || !old->bound || old->torn_down || !old->sm.resumable ||
         old->shard != c->shard || strcmp(old->bare, c->bare) != 0) {
+        uint32_t gone_h;
+        if (!old && dug_up(previd, c->bare, &gone_h) == 0) {
+            /* XEP-0198 §5: it expired; say how much of it the server handled */
+            char extra[64];
+            snprintf(extra, sizeof extra, " h='%u'", gone_h);
+            tern_info(COMP, "%s: %s tried to resume ended session %.40s", c->peer, c->bare, previd);
+            failed(c, "item-not-found", extra);
+            return;
+        }
         tern_info(COMP, "%s: %s tried to resume unknown session %.40s", c->peer, c->bare, previd);
         failed(c, "item-not-found", NULL);
         return;
@@ -493,8 +544,11 @@ void tern__sm_release(struct tern_c2s *c) {
     if (sm->id[0]) {
         uv_once(&ids_once, ids_init);
         uv_mutex_lock(&ids_lock);
-        if (tern_map_gets(&ids, sm->id) == c)
+        if (tern_map_gets(&ids, sm->id) == c) {
             tern_map_dels(&ids, sm->id);
+            if (sm->resumable)
+                bury(c);
+        }
         uv_mutex_unlock(&ids_lock);
         sm->id[0] = '\0';
     }

@@ -240,6 +240,9 @@ class SMResumeTests(SMTestCase):
         bob.quiet(M('message', type='error'), 'an error for a message (they go to offline storage)')
         p, el = self.resume_peer(acc_a, alice.sm_id, alice.h_in)
         self.assertFailed(el, 'item-not-found', 'resume after expiry: ')
+        # XEP-0198 §5: the <failed/> for an expired session says what the server handled
+        self.assertEqual(el.get('h'), str(alice.h_out),
+                         'h on <failed/> after expiry: %s' % xml(el))
         # bind on the same stream after the failed resumption, then offline delivery
         p.jid = p.rs.bind('r')
         p.available()
