@@ -119,6 +119,8 @@ static const struct key_row schema[] = {
     {"push.body_placeholder", KEY_TEXT, 1, 256, OFF(push_body_placeholder)},
     {"push.ack_delay", KEY_DURATION, 1, 3600, OFF(push_ack_delay)},
     {"push.max_hibernation", KEY_DURATION, 0, 7 * DAY, OFF(push_max_hibernation)},
+    {"push.wake_before_expiry", KEY_DURATION, 0, DAY, OFF(push_wake_before_expiry)},
+    {"push.on_start", KEY_BOOL, 0, 0, OFF(push_on_start)},
 };
 
 #define NKEYS (sizeof schema / sizeof schema[0])
@@ -181,6 +183,8 @@ void tern_config_defaults(struct tern_config *cfg) {
     cfg->push_body_placeholder = tern_strdup("New message");
     cfg->push_ack_delay = 30;
     cfg->push_max_hibernation = 72 * 3600;
+    cfg->push_wake_before_expiry = 0;
+    cfg->push_on_start = 0;
 }
 
 void tern_config_free(struct tern_config *cfg) {

@@ -86,6 +86,8 @@ struct tern_config {
     char *push_body_placeholder; /* last-message-body otherwise; default "New message" */
     int push_ack_delay;          /* seconds unacked before a live session is pushed; default 30 */
     int push_max_hibernation;    /* seconds a push session stays hibernated; default 72h, 0 off */
+    int push_wake_before_expiry; /* seconds before a hibernated session expires to publish; 0 off */
+    int push_on_start;           /* bool: publish at start to sessions alive at shutdown; 0 */
 };
 
 /**

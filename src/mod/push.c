@@ -40,6 +40,7 @@
 #include "core/mem.h"
 #include "mod/push_policy.h"
 #include "server/c2s.h"
+#include "server/component.h"
 #include "server/iqtrack.h"
 #include "server/module.h"
 #include "server/server.h"
@@ -61,6 +62,8 @@
 #define OPTIONS_MAX    8192   /* longest publish-options form kept, bytes serialized */
 #define SUPPRESS_MS    60000  /* how long a handed-off, already notified message is remembered */
 #define SUPPRESS_LIMIT 100000 /* most such messages remembered at once */
+#define START_POLL_MS  200    /* push.on_start: how often to look for the app servers' components */
+#define START_WAIT_MS  60000  /* push.on_start: how long to wait for a component to connect */
 
 static const struct tern_push_policy *policy = &tern_push_default_policy;
 
@@ -283,6 +286,7 @@ struct round {
     struct tern_shard *shard;     /* where to publish */
     enum tern_push_trigger trig;  /* session or offline */
     int lookup;                   /* only find whether own has a registration (hibernation) */
+    int wake;                     /* push.wake_before_expiry: only own's registration, no reset */
     char *user;                   /* localpart */
     char *bare;                   /* user@domain */
     char *own;                    /* TERN_PUSH_T_SESSION: the session's resource */
@@ -434,6 +438,8 @@ static void round_done(struct tern_store_job *job, int err) {
         const struct tern_push_reg *reg = &r->regs[i];
         enum tern_push_relation rel = relation(r, reg);
         own |= rel == TERN_PUSH_R_OWN;
+        if (r->wake && rel != TERN_PUSH_R_OWN)
+            continue; /* a wake-up is for the hibernated session's own device */
         if (!policy->select(r->trig, rel, &r->sum))
             continue;
         /* No duplicates: a device already told about every message of this
@@ -526,6 +532,10 @@ struct sess {
     char *bare;               /* user@domain */
     char *resource;           /* its resource */
     uv_timer_t timer;         /* next check: batch window or ack delay */
+    uv_timer_t wake;          /* push.wake_before_expiry: the publish before the expiry */
+    int open;                 /* timers not yet closed */
+    uint64_t expires_at;      /* loop ms when the hibernation ends unless resumed (0: live) */
+    int woken;                /* the wake-up publish of this hibernation went (or is going) */
     int pushed;               /* pushed_h is meaningful */
     uint32_t pushed_h;        /* newest unacknowledged stanza already notified (XEP-0198 h) */
     int has_reg;              /* its resource has a registration: 1, 0, or -1 (not known) */
@@ -533,12 +543,17 @@ struct sess {
     int extended;             /* its hibernation was raised to push.max_hibernation */
 };
 
-static void sess_closed(uv_handle_t *h) {
-    struct sess *s = h->data;
+static void sess_free(struct sess *s) {
     free(s->user);
     free(s->bare);
     free(s->resource);
     free(s);
+}
+
+static void sess_closed(uv_handle_t *h) {
+    struct sess *s = h->data;
+    if (--s->open == 0)
+        sess_free(s);
 }
 
 static void on_sess_timer(uv_timer_t *t);
@@ -557,6 +572,9 @@ static struct sess *sess_get(const struct tern_event_args *a, int create) {
     s->has_reg = -1;
     uv_timer_init(a->shard->loop, &s->timer);
     s->timer.data = s;
+    uv_timer_init(a->shard->loop, &s->wake);
+    s->wake.data = s;
+    s->open = 2;
     tern_map_put(&sessions, &s->uid, sizeof s->uid, s);
     return s;
 }
@@ -641,6 +659,50 @@ static void on_sess_timer(uv_timer_t *t) {
 }
 
 /*
+ * push.wake_before_expiry: once per hibernation, that long before the
+ * session would expire, tell its own device what waits (message-count 0 if
+ * nothing does), so the app can wake and resume in time. It goes through
+ * the session round like any notification, but only to the session's own
+ * registration, and it does not move the expiry.
+ */
+static void on_wake_timer(uv_timer_t *t) {
+    struct sess *s = t->data;
+    struct tern_c2s *c = tern_shard_find(s->shard, s->uid);
+    if (!c || s->woken || s->has_reg == 0 || s->shard->server->shutting_down)
+        return;
+    struct tern_c2s_sm_info info;
+    tern_c2s_sm_info(c, &info);
+    if (!info.hibernating)
+        return;
+    s->woken = 1;
+    struct walk w = {.s = s};
+    tern_c2s_sm_unacked(c, walk_one, &w);
+    struct round *r = round_new(s->shard, TERN_PUSH_T_SESSION, s->user, s->bare);
+    r->own = tern_strdup(s->resource);
+    r->own_uid = s->uid;
+    r->wake = 1;
+    r->sum = w.sum;
+    tern_info(COMP, "%s/%s expires in %llu ms unless resumed: waking its device (%u messages)",
+              s->bare, s->resource,
+              (unsigned long long)(s->expires_at > uv_now(s->shard->loop)
+                                       ? s->expires_at - uv_now(s->shard->loop)
+                                       : 0),
+              w.sum.count);
+    round_submit(r);
+}
+
+/* The session's expiry moved to ms from now: (re)arm the wake-up before it. */
+static void wake_arm(struct sess *s, uint64_t ms) {
+    uint64_t now = uv_now(s->shard->loop);
+    uint64_t before = (uint64_t)cfg_of(s->shard)->push_wake_before_expiry * 1000;
+    s->expires_at = now + ms;
+    if (!before || s->woken || s->has_reg == 0)
+        return;
+    /* A resume timeout shorter than the lead time: wake at once. */
+    uv_timer_start(&s->wake, on_wake_timer, ms > before ? ms - before : 0, 0);
+}
+
+/*
  * A session round is over: the session now knows whether its device has a
  * registration. After the first notification of a hibernated session whose
  * expiry was raised, its own resume timeout applies again: the device has
@@ -652,14 +714,16 @@ static void pushed_session(struct round *r, int own) {
     if (!c)
         return;
     s->has_reg = own;
-    if (!own || !s->extended)
+    if (!own || !s->extended || r->wake)
         return;
     struct tern_c2s_sm_info info;
     tern_c2s_sm_info(c, &info);
     s->extended = 0;
-    if (info.hibernating && tern_c2s_sm_set_expiry(c, info.timeout) == 0)
+    if (info.hibernating && tern_c2s_sm_set_expiry(c, info.timeout) == 0) {
         tern_info(COMP, "%s/%s was notified; it expires in %d s unless resumed", s->bare,
                   s->resource, info.timeout);
+        wake_arm(s, (uint64_t)info.timeout * 1000);
+    }
 }
 
 /* push.max_hibernation: a session whose device has a registration waits
@@ -671,13 +735,21 @@ static void hibernation_found(struct round *r, int has_reg) {
     if (!c)
         return;
     s->has_reg = has_reg;
-    if (!has_reg || s->extended || s->hib_pushed)
+    if (!has_reg) {
+        uv_timer_stop(&s->wake); /* nobody to wake */
+        return;
+    }
+    uint64_t now = uv_now(s->shard->loop);
+    if (s->expires_at > now && !uv_is_active((uv_handle_t *)&s->wake))
+        wake_arm(s, s->expires_at - now); /* it was thought to have none */
+    if (s->extended || s->hib_pushed)
         return;
     struct tern_c2s_sm_info info;
     tern_c2s_sm_info(c, &info);
     if (!info.hibernating || secs <= info.timeout || tern_c2s_sm_set_expiry(c, secs) != 0)
         return;
     s->extended = 1;
+    wake_arm(s, (uint64_t)secs * 1000);
     tern_info(COMP, "%s/%s has push enabled: kept hibernated up to %d s (push.max_hibernation)",
               s->bare, s->resource, secs);
 }
@@ -719,8 +791,15 @@ static void on_hibernated(const struct tern_event_args *a) {
     if (!s)
         return;
     s->hib_pushed = 0;
-    /* Before the batch check (jobs run in order): whether to keep it longer. */
-    if (cfg_of(a->shard)->push_max_hibernation > 0 && !s->extended) {
+    s->woken = 0;
+    struct tern_c2s_sm_info info;
+    tern_c2s_sm_info(a->session, &info);
+    wake_arm(s, (uint64_t)info.timeout * 1000); /* smacks.c armed the expiry with it */
+    /* Before the batch check (jobs run in order): whether to keep it longer,
+     * and whether there is a device to wake. */
+    if ((cfg_of(a->shard)->push_max_hibernation > 0 ||
+         cfg_of(a->shard)->push_wake_before_expiry > 0) &&
+        !s->extended) {
         struct round *r = round_new(a->shard, TERN_PUSH_T_SESSION, s->user, s->bare);
         r->own = tern_strdup(s->resource);
         r->own_uid = s->uid;
@@ -743,7 +822,9 @@ static void on_resumed(const struct tern_event_args *a) {
     if (!s)
         return;
     s->extended = 0;
+    s->expires_at = 0;
     uv_timer_stop(&s->timer);
+    uv_timer_stop(&s->wake);
     /* Live again: what was re-sent must now be acknowledged in time. */
     struct tern_c2s_sm_info info;
     tern_c2s_sm_info(a->session, &info);
@@ -770,7 +851,11 @@ static int remember_told(const struct tern_xml *st, uint32_t h, int64_t stamp, v
     return 0;
 }
 
+static void mark_at_shutdown(const struct tern_event_args *a);
+
 static void on_closing(const struct tern_event_args *a) {
+    if (a->shard->server->shutting_down && cfg_of(a->shard)->push_on_start)
+        mark_at_shutdown(a);
     struct sess *s = a->session ? sess_get(a, 0) : NULL;
     if (!s)
         return;
@@ -781,7 +866,9 @@ static void on_closing(const struct tern_event_args *a) {
         tern_c2s_sm_unacked(a->session, remember_told, s);
     }
     uv_timer_stop(&s->timer);
+    uv_timer_stop(&s->wake);
     uv_close((uv_handle_t *)&s->timer, sess_closed);
+    uv_close((uv_handle_t *)&s->wake, sess_closed);
 }
 
 /* ---- offline storage ------------------------------------------------------------------ */
@@ -1125,21 +1212,214 @@ static enum tern_hook_result on_push_iq(struct tern_iq_ctx *ctx) {
     return TERN_HANDLED;
 }
 
+/* ---- push.on_start: sessions alive at shutdown ------------------------------------------ */
+
+/*
+ * At shutdown every session ends (system-shutdown) and fires
+ * TERN_EV_SESSION_CLOSING, live or hibernated, while the store still runs
+ * jobs (ternd.c closes it after the loop, running every queued job first).
+ * Each such session marks its resource's registrations (TERN_PUSH_F_WAKE in
+ * the flags column). At the next start the marked registrations are read
+ * and unmarked in one job, and each gets one publish: when its app server
+ * is one of our components, once that component is connected (it usually
+ * reconnects a moment after ternd starts), for at most START_WAIT_MS.
+ */
+struct mark_req {
+    struct tern_store_job job; /* store linkage */
+    char *user, *resource;     /* the session's account and resource */
+};
+
+static int mark_run(struct tern_store_backend *b, struct tern_store_job *job) {
+    struct mark_req *r = tern_store_container(job, struct mark_req, job);
+    return b->ops->push_mark(b, r->user, r->resource);
+}
+
+static void mark_done(struct tern_store_job *job, int err) {
+    struct mark_req *r = tern_store_container(job, struct mark_req, job);
+    if (err)
+        tern_warn(COMP, "recording %s/%s for push.on_start: %s", r->user, r->resource,
+                  tern_strerror(err));
+    free(r->user);
+    free(r->resource);
+    free(r);
+}
+
+static void mark_at_shutdown(const struct tern_event_args *a) {
+    if (!a->session || !a->jid || !a->jid->local || !a->jid->resource)
+        return;
+    struct mark_req *r = tern_calloc(1, sizeof *r);
+    r->user = tern_strdup(a->jid->local);
+    r->resource = tern_strdup(a->jid->resource);
+    r->job.run = mark_run;
+    r->job.done = mark_done;
+    r->job.write = 1;
+    if (tern_store_submit(a->shard->server->store, &r->job) != 0)
+        mark_done(&r->job, TERN_E_CLOSED);
+}
+
+/* One registration to tell at start. */
+struct wake_entry {
+    char *user;               /* localpart */
+    struct tern_push_reg reg; /* the registration */
+    size_t offline;           /* messages held offline for user */
+};
+
+struct start_req {
+    struct tern_store_job job;  /* store linkage */
+    struct tern_shard *shard;   /* where to publish */
+    int on;                     /* push.on_start (else only clear stale marks) */
+    struct wake_entry *entries; /* read */
+    size_t n;                   /* entries */
+};
+
+static struct wake_entry *waking; /* registrations waiting for their component */
+static size_t nwaking;
+static uv_timer_t start_timer;  /* polls for the components */
+static int start_timer_used;    /* start_timer was initialised */
+static uint64_t start_deadline; /* loop ms when waiting stops */
+
+static void wake_entries_free(struct wake_entry *e, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].user);
+        free(e[i].reg.jid);
+        free(e[i].reg.node);
+        free(e[i].reg.options);
+        free(e[i].reg.resource);
+    }
+    free(e);
+}
+
+static int start_run(struct tern_store_backend *b, struct tern_store_job *job) {
+    struct start_req *r = tern_store_container(job, struct start_req, job);
+    char **users = NULL;
+    size_t nusers = 0;
+    int rc = r->on ? b->ops->push_marked(b, &users, &nusers) : 0;
+    for (size_t i = 0; rc == 0 && i < nusers; i++) {
+        struct tern_push_reg *regs = NULL;
+        size_t nregs = 0, offline = 0;
+        rc = b->ops->push_get(b, users[i], &regs, &nregs);
+        if (rc == 0)
+            rc = b->ops->offline_count(b, users[i], &offline);
+        for (size_t j = 0; rc == 0 && j < nregs; j++) {
+            if (!(regs[j].flags & TERN_PUSH_F_WAKE))
+                continue;
+            r->entries = tern_realloc(r->entries, (r->n + 1) * sizeof *r->entries);
+            struct wake_entry *e = &r->entries[r->n++];
+            e->user = tern_strdup(users[i]);
+            e->reg = regs[j];
+            e->offline = offline;
+            memset(&regs[j], 0, sizeof regs[j]); /* moved */
+        }
+        tern_push_regs_free(regs, nregs);
+    }
+    tern_store_free_list(users, nusers);
+    if (rc != 0)
+        return rc;
+    /* Told once: a crash before the publishes loses them, never repeats them.
+     * With push.on_start off, marks left by an earlier run go too. */
+    return b->ops->push_mark(b, NULL, NULL);
+}
+
+/* The component that serves jid's domain is configured but not connected. */
+static int component_absent(const char *jid) {
+    struct tern_jid j;
+    if (tern_jid_parse(&j, jid) != 0)
+        return 0;
+    int absent = tern_component_known(j.domain) && !tern_component_connected(j.domain);
+    tern_jid_free(&j);
+    return absent;
+}
+
+static void on_start_timer(uv_timer_t *t) {
+    struct tern_shard *shard = t->data;
+    int late = uv_now(shard->loop) >= start_deadline;
+    size_t kept = 0;
+    for (size_t i = 0; i < nwaking; i++) {
+        struct wake_entry *e = &waking[i];
+        if (shard->server->shutting_down) {
+            /* dropped: no new requests once stopping */
+        } else if (!component_absent(e->reg.jid)) {
+            struct tern_push_summary sum = {.count = (unsigned)e->offline};
+            tern_info(COMP,
+                      "push.on_start: telling %s node %s that %s had a session at the last "
+                      "shutdown (%zu messages offline)",
+                      e->reg.jid, e->reg.node, e->user, e->offline);
+            publish(shard, e->user, &e->reg, &sum);
+        } else if (late) {
+            tern_warn(COMP,
+                      "push.on_start: component %s not connected within %d s; %s node %s "
+                      "not told",
+                      e->reg.jid, START_WAIT_MS / 1000, e->user, e->reg.node);
+        } else {
+            waking[kept++] = *e;
+            continue;
+        }
+        free(e->user);
+        free(e->reg.jid);
+        free(e->reg.node);
+        free(e->reg.options);
+        free(e->reg.resource);
+    }
+    nwaking = kept;
+    if (!nwaking) {
+        free(waking);
+        waking = NULL;
+        uv_timer_stop(t);
+    }
+}
+
+static void start_done(struct tern_store_job *job, int err) {
+    struct start_req *r = tern_store_container(job, struct start_req, job);
+    struct tern_shard *shard = r->shard;
+    if (err)
+        tern_warn(COMP, "reading the registrations for push.on_start: %s", tern_strerror(err));
+    if (err || !r->n || shard->server->shutting_down || start_timer_used) {
+        wake_entries_free(r->entries, r->n);
+        free(r);
+        return;
+    }
+    tern_info(COMP, "push.on_start: %zu registrations had a session at the last shutdown", r->n);
+    waking = r->entries;
+    nwaking = r->n;
+    free(r);
+    uv_timer_init(shard->loop, &start_timer);
+    start_timer_used = 1;
+    start_timer.data = shard;
+    uv_unref((uv_handle_t *)&start_timer); /* never what keeps a stopping loop running */
+    start_deadline = uv_now(shard->loop) + START_WAIT_MS;
+    uv_timer_start(&start_timer, on_start_timer, 0, START_POLL_MS);
+}
+
+static void start_submit(struct tern_server *srv) {
+    struct start_req *r = tern_calloc(1, sizeof *r);
+    r->shard = srv->shards[0];
+    r->on = srv->cfg->push_on_start;
+    r->job.run = start_run;
+    r->job.done = start_done;
+    r->job.write = 1;
+    if (tern_store_submit(srv->store, &r->job) != 0)
+        start_done(&r->job, TERN_E_CLOSED);
+}
+
 /* ---- the module ------------------------------------------------------------------------- */
 
 static int push_init(struct tern_server *srv) {
-    (void)srv;
     tern_map_init(&sessions);
     tern_map_init(&batches);
     tern_map_init(&erroring);
     inflight = 0;
     dropped = dropped_logged = drop_log_at = 0;
+    waking = NULL;
+    nwaking = 0;
+    start_timer_used = 0;
+    if (srv->store && srv->nshards)
+        start_submit(srv);
     return 0;
 }
 
 static void free_sess(const void *k, size_t kl, void *v, void *ud) {
     (void)k, (void)kl, (void)ud;
-    sess_closed((uv_handle_t *)&((struct sess *)v)->timer);
+    sess_free(v);
 }
 
 static void free_batch(const void *k, size_t kl, void *v, void *ud) {
@@ -1156,6 +1436,9 @@ static void push_fini(struct tern_server *srv) {
     tern_map_free(&sessions);
     tern_map_free(&batches);
     tern_map_free(&erroring);
+    wake_entries_free(waking, nwaking); /* start_timer was closed by the final walk */
+    waking = NULL;
+    nwaking = 0;
     suppress_prune(0, 1);
     called_prune(0, 1);
     if (dropped)

@@ -148,6 +148,9 @@ enum stmt_id {
     ST_PUSH_ERROR_ADD,
     ST_PUSH_ERROR_SELECT,
     ST_PUSH_ERROR_RESET,
+    ST_PUSH_MARK,
+    ST_PUSH_UNMARK_ALL,
+    ST_PUSH_MARKED_USERS,
     ST_COUNT
 };
 
@@ -239,6 +242,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                              " AND jid = ?2 AND node = ?3",
     [ST_PUSH_ERROR_RESET] = "UPDATE push_registrations SET errors = 0 WHERE username = ?1"
                             " AND jid = ?2 AND node = ?3 AND errors <> 0",
+    /* push.on_start: TERN_PUSH_F_WAKE (4) in flags marks a registration
+     * whose session was alive at shutdown. */
+    [ST_PUSH_MARK] = "UPDATE push_registrations SET flags = flags | 4 WHERE username = ?1"
+                     " AND resource = ?2 AND (flags & 4) = 0",
+    [ST_PUSH_UNMARK_ALL] =
+        "UPDATE push_registrations SET flags = flags & ~4 WHERE (flags & 4) <> 0",
+    [ST_PUSH_MARKED_USERS] = "SELECT DISTINCT username FROM push_registrations"
+                             " WHERE (flags & 4) <> 0 ORDER BY username",
 };
 
 struct sqlite_backend {
@@ -1054,6 +1065,25 @@ static int sq_push_ok(struct tern_store_backend *b, const char *user, const char
     return step_done(sb, ST_PUSH_ERROR_RESET, "push_ok");
 }
 
+static int sq_push_mark(struct tern_store_backend *b, const char *user, const char *resource) {
+    struct sqlite_backend *sb = from_base(b);
+    const char *what = "push_mark";
+    if (!user)
+        return step_done(sb, ST_PUSH_UNMARK_ALL, what);
+    if (!resource)
+        return TERN_E_INVAL;
+    int rc = bind_user(sb, ST_PUSH_MARK, user, resource, what);
+    if (rc < 0)
+        return rc;
+    return step_done(sb, ST_PUSH_MARK, what);
+}
+
+static int sq_push_marked(struct tern_store_backend *b, char ***users, size_t *n) {
+    *users = NULL;
+    *n = 0;
+    return read_strings(from_base(b), ST_PUSH_MARKED_USERS, "push_marked", users, n);
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
 static void sq_close(struct tern_store_backend *b) {
@@ -1093,6 +1123,8 @@ static const struct tern_store_backend_ops sqlite_ops = {
     .push_del = sq_push_del,
     .push_error = sq_push_error,
     .push_ok = sq_push_ok,
+    .push_mark = sq_push_mark,
+    .push_marked = sq_push_marked,
     .close = sq_close,
 };
 

@@ -68,6 +68,8 @@ struct tern_push_reg {
 /** Content restrictions a user asked for when enabling (urn:xmpp:push:options). */
 #define TERN_PUSH_F_NO_BODY   1u /* never the message text, whatever push.include_body says */
 #define TERN_PUSH_F_NO_SENDER 2u /* never the sender, whatever push.include_sender says */
+/** Not a user's choice: its session was alive at shutdown (push.on_start; push_mark). */
+#define TERN_PUSH_F_WAKE 4u
 
 /** Free what item owns (not item itself, which usually sits in an array) and zero it. */
 void tern_roster_item_free(struct tern_roster_item *item);
@@ -180,6 +182,15 @@ struct tern_store_backend_ops {
     /** A publish succeeded: the error count of (jid, node) starts again at 0. */
     int (*push_ok)(struct tern_store_backend *b, const char *user, const char *jid,
                    const char *node);
+    /**
+     * push.on_start: set TERN_PUSH_F_WAKE on the user's registrations whose
+     * resource is resource (a session of it is alive at shutdown); with user
+     * NULL, clear the flag everywhere. A re-enable (push_put) replaces the
+     * flags, and so clears it too.
+     */
+    int (*push_mark)(struct tern_store_backend *b, const char *user, const char *resource);
+    /** The users with a registration marked by push_mark (free with tern_store_free_list). */
+    int (*push_marked)(struct tern_store_backend *b, char ***users, size_t *n);
 
     void (*close)(struct tern_store_backend *b);
 };

@@ -585,6 +585,21 @@ static void test_cross_keys(void **state) {
     tern_config_free(&c);
 }
 
+static void test_push_wake_keys(void **state) {
+    struct tern_config c;
+    (void)state;
+    load_ok(&c, "domain: a\n");
+    assert_int_equal(c.push_wake_before_expiry, 0);
+    assert_int_equal(c.push_on_start, 0);
+    tern_config_free(&c);
+    load_ok(&c, "push:\n  wake_before_expiry: 2m\n  on_start: true\n");
+    assert_int_equal(c.push_wake_before_expiry, 120);
+    assert_int_equal(c.push_on_start, 1);
+    tern_config_free(&c);
+    expect_error_prefix("push:\n  wake_before_expiry: 2d\n",
+                        NAME ":2: key 'push.wake_before_expiry'");
+}
+
 static void test_components(void **state) {
     struct tern_config c;
     /* Block and flow style; domains are lower-cased, secrets kept as written. */
@@ -785,6 +800,7 @@ int main(void) {
         cmocka_unit_test(test_log_and_backend),
         cmocka_unit_test(test_cross_keys),
         cmocka_unit_test(test_components),
+        cmocka_unit_test(test_push_wake_keys),
         cmocka_unit_test(test_failure_resets),
         cmocka_unit_test(test_value_shown_safely),
         cmocka_unit_test(test_file),
