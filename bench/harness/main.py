@@ -39,8 +39,8 @@ SIZES = {
                  push_step_s=5, push_drain_s=5, budget_s=19 * 60),
     "quick": dict(idle=500, pairs=50, step_s=2, drain_s=2, login_users=200, login_conc=20,
                   login_s=2, concurrency=50,
-                  rates=[1000, 2000, 5000, 10000, 20000, 40000, 80000], push_pairs=50,
-                  push_rates=[200, 500, 1000, 2000], push_rates_hib=[200, 500, 1000, 2000],
+                  rates=[1000, 5000, 20000, 40000], push_pairs=50,
+                  push_rates=[500, 2000], push_rates_hib=[500, 2000],
                   push_step_s=2, push_drain_s=2,
                   budget_s=165),
 }
