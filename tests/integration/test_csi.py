@@ -173,6 +173,9 @@ class CSITests(SMTestCase):
         bob = self.peer(accs[1], 'b', available=True)
         alice = self.sm_peer(accs[0], 'r', available=True)
         bob.expect(M('presence', frm=alice.jid))
+        # bob's presence (the answer to alice's probe) must be in before
+        # alice goes inactive, or it is held and flushed by a barrier below
+        alice.expect(M('presence', frm=bob.jid))
         alice.barrier()
         alice.clear()
         alice.send("<inactive xmlns='%s'/>" % NS_CSI)
