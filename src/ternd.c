@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "server/c2s.h"
 #include "server/certgen.h"
 #include "server/component.h"
 #include "server/control.h"
@@ -39,16 +40,16 @@ static void usage(FILE *f) {
 }
 
 struct daemon {
-    struct tern_config cfg;                   /* configuration */
-    struct tern_server server;                /* shared context */
-    struct tern_shard shard0;                 /* the one shard for now */
-    struct tern_listener c2s;                 /* STARTTLS listener */
-    struct tern_listener c2s_tls;             /* direct TLS listener */
-    struct tern_component_listener component; /* XEP-0114 listener */
-    struct tern_control *control;             /* ternctl's socket */
-    uv_signal_t sigterm, sigint;              /* shutdown triggers */
-    uv_timer_t grace;                         /* shutdown deadline */
-    int stopping;                             /* shutdown began */
+    struct tern_config cfg;         /* configuration */
+    struct tern_server server;      /* shared context */
+    struct tern_shard shard0;       /* the one shard for now */
+    struct tern_listener c2s;       /* STARTTLS listener */
+    struct tern_listener c2s_tls;   /* direct TLS listener */
+    struct tern_listener component; /* XEP-0114 listener */
+    struct tern_control *control;   /* ternctl's socket */
+    uv_signal_t sigterm, sigint;    /* shutdown triggers */
+    uv_timer_t grace;               /* shutdown deadline */
+    int stopping;                   /* shutdown began */
 };
 
 static struct daemon d;
@@ -84,7 +85,7 @@ static void on_signal(uv_signal_t *sig, int signum) {
               d.shard0.nconns);
     tern_listener_close(&d.c2s);
     tern_listener_close(&d.c2s_tls);
-    tern_component_listen_close(&d.component);
+    tern_listener_close(&d.component);
     tern_control_close(&d.control);
     tern_iq_cancel_all(&d.shard0);
     d.shard0.on_idle = on_idle;
@@ -206,20 +207,21 @@ int main(int argc, char **argv) {
     tern_shard_init(&d.shard0, 0, loop, srv);
 
     if (d.cfg.c2s.port && tern_listener_start(&d.c2s, &d.shard0, d.cfg.c2s.address, d.cfg.c2s.port,
-                                              0, err, sizeof err) != 0) {
+                                              0, tern_c2s_accept, err, sizeof err) != 0) {
         tern_error(COMP, "%s", err);
         return 1;
     }
-    if (d.cfg.c2s_tls.port && tern_listener_start(&d.c2s_tls, &d.shard0, d.cfg.c2s_tls.address,
-                                                  d.cfg.c2s_tls.port, 1, err, sizeof err) != 0) {
+    if (d.cfg.c2s_tls.port &&
+        tern_listener_start(&d.c2s_tls, &d.shard0, d.cfg.c2s_tls.address, d.cfg.c2s_tls.port, 1,
+                            tern_c2s_accept, err, sizeof err) != 0) {
         tern_error(COMP, "%s", err);
         return 1;
     }
     /* XEP-0114: the listener opens only when some component is configured. */
     tern_component_init(&d.cfg);
     if (d.cfg.ncomponents && d.cfg.component.port &&
-        tern_component_listen(&d.component, &d.shard0, d.cfg.component.address,
-                              d.cfg.component.port, err, sizeof err) != 0) {
+        tern_listener_start(&d.component, &d.shard0, d.cfg.component.address, d.cfg.component.port,
+                            0, tern_component_accept, err, sizeof err) != 0) {
         tern_error(COMP, "%s", err);
         return 1;
     }

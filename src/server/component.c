@@ -852,43 +852,6 @@ static void accept_one(struct tern_shard *s, uv_stream_t *listener) {
     tern_debug(COMP, "%s: connected", c->peer);
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-    struct tern_component_listener *l = server->data;
-    if (status < 0) {
-        tern_warn(COMP, "%s: accept failed: %s", l->name, uv_strerror(status));
-        return;
-    }
-    accept_one(l->shard, server);
-}
-
-int tern_component_listen(struct tern_component_listener *l, struct tern_shard *shard,
-                          const char *address, int port, char *err, size_t errlen) {
-    struct sockaddr_storage sa;
-    l->shard = shard;
-    l->open = 0;
-    if (strchr(address, ':'))
-        snprintf(l->name, sizeof l->name, "[%s]:%d", address, port);
-    else
-        snprintf(l->name, sizeof l->name, "%s:%d", address, port);
-    if (uv_ip4_addr(address, port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(address, port, (struct sockaddr_in6 *)&sa) != 0) {
-        snprintf(err, errlen, "%s: not an IP address", address);
-        return TERN_E_INVAL;
-    }
-    uv_tcp_init(shard->loop, &l->tcp);
-    l->tcp.data = l;
-    l->open = 1;
-    int rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&sa, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot listen for components: %s", l->name, uv_strerror(rc));
-        return TERN_E_IO;
-    }
-    return 0;
-}
-
-void tern_component_listen_close(struct tern_component_listener *l) {
-    if (l->open && !uv_is_closing((uv_handle_t *)&l->tcp))
-        uv_close((uv_handle_t *)&l->tcp, NULL);
+void tern_component_accept(struct tern_shard *shard, uv_stream_t *listener, int direct_tls) {
+    accept_one(shard, listener);
 }

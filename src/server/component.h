@@ -17,14 +17,6 @@ struct tern_config;
 struct tern_shard;
 struct tern_xml;
 
-/** The listening socket for components; memory is the caller's (ternd's). */
-struct tern_component_listener {
-    uv_tcp_t tcp;             /* listening socket; tcp.data points back here */
-    struct tern_shard *shard; /* receives the connections */
-    int open;                 /* tcp was initialised */
-    char name[64];            /* "127.0.0.1:5347", for logs */
-};
-
 /**
  * Set up the process-wide registry of the components cfg configures (the
  * `components` mapping). Once, before any shard runs; cfg must outlive
@@ -36,15 +28,10 @@ void tern_component_init(const struct tern_config *cfg);
 void tern_component_fini(void);
 
 /**
- * Bind address:port and accept component streams on shard. Returns 0 or a
- * negative tern_err with a message in err (e.g. "127.0.0.1:5347: cannot
- * listen: address already in use").
+ * Take one pending component stream off listener: the accept function for
+ * a struct tern_listener (listener.h) on the component port.
  */
-int tern_component_listen(struct tern_component_listener *l, struct tern_shard *shard,
-                          const char *address, int port, char *err, size_t errlen);
-
-/** Stop listening (closes the handle; the struct stays the caller's). */
-void tern_component_listen_close(struct tern_component_listener *l);
+void tern_component_accept(struct tern_shard *shard, uv_stream_t *listener, int direct_tls);
 
 /** Is domain (prepared, lower case) a configured component's? 1 or 0. Any thread. */
 int tern_component_known(const char *domain);

@@ -14,13 +14,15 @@ static void on_connection(uv_stream_t *server, int status) {
         tern_warn("listener", "%s: accept failed: %s", l->name, uv_strerror(status));
         return;
     }
-    tern_c2s_accept(l->shard, server, l->direct_tls);
+    l->accept(l->shard, server, l->direct_tls);
 }
 
 int tern_listener_start(struct tern_listener *l, struct tern_shard *shard, const char *address,
-                        int port, int direct_tls, char *err, size_t errlen) {
+                        int port, int direct_tls, tern_listener_accept_fn accept, char *err,
+                        size_t errlen) {
     struct sockaddr_storage sa;
     l->shard = shard;
+    l->accept = accept;
     l->direct_tls = direct_tls;
     l->open = 0;
     if (strchr(address, ':'))
