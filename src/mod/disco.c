@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "mod/disco.h"
 #include "server/module.h"
 #include "server/router.h"
 #include "server/server.h"
@@ -19,7 +20,7 @@
 #include "xml/xml.h"
 #include "xmpp/jid.h"
 
-#define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_INFO  TERN_NS_DISCO_INFO
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_VERSION     "jabber:iq:version"
 
@@ -34,7 +35,7 @@ static void add_feature(struct tern_xml *q, const char *var) {
     tern_xml_set_attr(f, "var", var);
 }
 
-static struct tern_xml *info_result(const struct tern_xml *iq, int account) {
+struct tern_xml *tern_disco_info_result(const struct tern_xml *iq, int account) {
     struct tern_xml *r = tern_stanza_result(iq);
     struct tern_xml *q = tern_xml_add_el(r, NS_DISCO_INFO, "query");
     struct tern_xml *id = tern_xml_add_el(q, NULL, "identity");
@@ -74,7 +75,7 @@ static void answer(struct tern_iq_ctx *ctx, int account) {
     if (strcmp(ns, TERN_NS_PING) == 0)
         tern_module_reply(ctx, tern_stanza_result(ctx->iq));
     else if (strcmp(ns, NS_DISCO_INFO) == 0)
-        tern_module_reply(ctx, info_result(ctx->iq, account));
+        tern_module_reply(ctx, tern_disco_info_result(ctx->iq, account));
     else if (strcmp(ns, NS_DISCO_ITEMS) == 0)
         tern_module_reply(ctx, items_result(ctx, account));
 }

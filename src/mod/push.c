@@ -8,9 +8,10 @@
  *
  * - messages wait in a hibernated session's queue (batched for BATCH_MS);
  * - a live session leaves messages unacknowledged for push.ack_delay;
- * - messages were stored offline (batched per account for BATCH_MS), to the
- *   registrations whose resource has no session;
- * - a call invitation: at once, to every registration without a live session.
+ * - a message was stored offline: at once, to the registrations whose
+ *   resource has no session;
+ * - a call invitation: at once, to every registration without a live
+ *   session, also when another session of the account took the call.
  *
  * Which stanza counts, who gets it and what the notification says are the
  * policy's (push_policy.h); this file owns when, the store, publishing and
@@ -18,7 +19,7 @@
  * are read by a store job, publishes are tracked IQs (iqtrack.c), at most
  * push.max_queue in flight.
  *
- * State (session trackers, offline batches, counters) is per process and
+ * State (session trackers, counters) is per process and
  * only touched from loop threads; like iqtrack.c, whose requests it makes,
  * it assumes one shard today (docs/internals/push.md).
  */
@@ -38,6 +39,7 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "core/mem.h"
+#include "mod/disco.h"
 #include "mod/push_policy.h"
 #include "server/c2s.h"
 #include "server/component.h"
@@ -57,7 +59,7 @@
 #define NS_DATA              "jabber:x:data"
 #define FORM_PUBLISH_OPTIONS "http://jabber.org/protocol/pubsub#publish-options"
 
-#define BATCH_MS       1000   /* notifications of one session or account wait this long for more */
+#define BATCH_MS       1000   /* notifications of one session wait this long for more */
 #define NODE_MAX       1023   /* longest node name accepted, bytes */
 #define OPTIONS_MAX    8192   /* longest publish-options form kept, bytes serialized */
 #define SUPPRESS_MS    60000  /* how long a handed-off, already notified message is remembered */
@@ -228,19 +230,50 @@ static void log_drop(struct tern_shard *shard, const char *user, const struct te
     drop_log_at = now;
 }
 
-/* Publish sum to one registration (XEP-0357 §7): an IQ set from the domain. */
+/* The component that serves jid's domain is configured but not connected. */
+static int component_absent(const char *jid) {
+    struct tern_jid j;
+    if (tern_jid_parse(&j, jid) != 0)
+        return 0;
+    int absent = tern_component_known(j.domain) && !tern_component_connected(j.domain);
+    tern_jid_free(&j);
+    return absent;
+}
+
+/* What notifications for a user may carry: push.include_* narrowed by the
+ * user's content options (opts NULL: the user set none). */
+static struct tern_push_content content_of(const struct tern_config *cfg,
+                                           const struct tern_push_options *opts) {
+    struct tern_push_content c = {
+        .include_sender = cfg->push_include_sender && (!opts || opts->senders),
+        .include_body = cfg->push_include_body && (!opts || opts->bodies),
+        .placeholder = cfg->push_body_placeholder,
+        .include_count = !opts || opts->count,
+    };
+    return c;
+}
+
+/*
+ * Publish sum to one registration (XEP-0357 §7): an IQ set from the domain.
+ * opts are the user's content options (NULL: none set).
+ */
 static void publish(struct tern_shard *shard, const char *user, const struct tern_push_reg *reg,
-                    const struct tern_push_summary *sum) {
+                    const struct tern_push_summary *sum, const struct tern_push_options *opts) {
     const struct tern_config *cfg = cfg_of(shard);
     if ((size_t)cfg->push_max_queue <= inflight) {
         log_drop(shard, user, reg);
         return;
     }
-    struct tern_push_content content = {
-        .include_sender = cfg->push_include_sender && !(reg->flags & TERN_PUSH_F_NO_SENDER),
-        .include_body = cfg->push_include_body && !(reg->flags & TERN_PUSH_F_NO_BODY),
-        .placeholder = cfg->push_body_placeholder,
-    };
+    /* An app server of ours that is not connected cannot answer: say so now
+     * rather than after push.timeout, and, like silence, do not count it. */
+    if (component_absent(reg->jid)) {
+        tern_info(COMP,
+                  "component %s is not connected: notification for %s (node %s) not sent; not "
+                  "counted as an error",
+                  reg->jid, user, reg->node);
+        return;
+    }
+    struct tern_push_content content = content_of(cfg, opts);
     struct tern_xml *iq = tern_xml_new(TERN_NS_CLIENT, "iq");
     tern_xml_set_attr(iq, "type", "set");
     tern_xml_set_attr(iq, "to", reg->jid);
@@ -275,35 +308,27 @@ static void publish(struct tern_shard *shard, const char *user, const struct ter
 
 static struct tern_map sessions; /* session uid (8 bytes) -> struct sess* */
 
-/* A resource whose device was already told about some messages of a batch. */
-struct told {
-    char *resource; /* the registration's resource */
-    unsigned n;     /* messages of the batch it was told about */
-};
-
 struct round {
-    struct tern_store_job job;    /* store linkage */
-    struct tern_shard *shard;     /* where to publish */
-    enum tern_push_trigger trig;  /* session or offline */
-    int lookup;                   /* only find whether own has a registration (hibernation) */
-    int wake;                     /* push.wake_before_expiry: only own's registration, no reset */
-    char *user;                   /* localpart */
-    char *bare;                   /* user@domain */
-    char *own;                    /* TERN_PUSH_T_SESSION: the session's resource */
-    uint64_t own_uid;             /* and its uid */
-    struct tern_push_summary sum; /* what to say */
-    unsigned fresh;               /* TERN_PUSH_T_OFFLINE: messages in the batch */
-    struct tern_xml *call;        /* the newest call invitation among them (a reference) */
-    struct told *told;            /* TERN_PUSH_T_OFFLINE: already told, per resource */
-    size_t ntold;                 /* entries in told */
-    struct tern_push_reg *regs;   /* read */
-    size_t nregs;                 /* entries in regs */
-    size_t offline;               /* TERN_PUSH_T_OFFLINE: messages held offline */
+    struct tern_store_job job;     /* store linkage */
+    struct tern_shard *shard;      /* where to publish */
+    enum tern_push_trigger trig;   /* session or offline */
+    int lookup;                    /* only find whether own has a registration (hibernation) */
+    int wake;                      /* push.wake_before_expiry: only own's registration, no reset */
+    char *user;                    /* localpart */
+    char *bare;                    /* user@domain */
+    char *own;                     /* TERN_PUSH_T_SESSION: the session's resource */
+    uint64_t own_uid;              /* and its uid */
+    struct tern_push_summary sum;  /* what to say */
+    struct tern_xml *call;         /* the newest call invitation among them (a reference) */
+    char *told;                    /* TERN_PUSH_T_OFFLINE: the resource already told about it */
+    struct tern_push_reg *regs;    /* read */
+    size_t nregs;                  /* entries in regs */
+    size_t offline;                /* TERN_PUSH_T_OFFLINE: messages held offline */
+    struct tern_push_options opts; /* read: the user's content options */
+    int has_opts;                  /* the user has set some */
 };
 
 static void round_free(struct round *r) {
-    for (size_t i = 0; i < r->ntold; i++)
-        free(r->told[i].resource);
     free(r->told);
     tern_push_summary_clear(&r->sum);
     tern_push_regs_free(r->regs, r->nregs);
@@ -315,11 +340,21 @@ static void round_free(struct round *r) {
     free(r);
 }
 
+/* The user's content options into *opts; *has 0 (and rc 0) if none are set. */
+static int options_read(struct tern_store_backend *b, const char *user,
+                        struct tern_push_options *opts, int *has) {
+    int rc = b->ops->push_options_get(b, user, opts);
+    *has = rc == 0;
+    return rc == TERN_E_NOTFOUND ? 0 : rc;
+}
+
 static int round_run(struct tern_store_backend *b, struct tern_store_job *job) {
     struct round *r = tern_store_container(job, struct round, job);
     int rc = b->ops->push_get(b, r->user, &r->regs, &r->nregs);
     if (rc == 0 && r->trig == TERN_PUSH_T_OFFLINE && r->nregs)
         rc = b->ops->offline_count(b, r->user, &r->offline);
+    if (rc == 0 && r->nregs && !r->lookup)
+        rc = options_read(b, r->user, &r->opts, &r->has_opts);
     return rc;
 }
 
@@ -402,13 +437,6 @@ static int call_first_time(struct tern_shard *shard, struct tern_xml *call,
     return 1;
 }
 
-static unsigned told_about(const struct round *r, const char *resource) {
-    for (size_t i = 0; resource && i < r->ntold; i++)
-        if (strcmp(r->told[i].resource, resource) == 0)
-            return r->told[i].n;
-    return 0;
-}
-
 static void hibernation_found(struct round *r, int has_reg);
 static void pushed_session(struct round *r, int own);
 
@@ -442,14 +470,14 @@ static void round_done(struct tern_store_job *job, int err) {
             continue; /* a wake-up is for the hibernated session's own device */
         if (!policy->select(r->trig, rel, &r->sum))
             continue;
-        /* No duplicates: a device already told about every message of this
-         * batch (before its session ended and handed them on) is skipped,
-         * and so is one already told about this call. */
-        if (r->trig == TERN_PUSH_T_OFFLINE && told_about(r, reg->resource) >= r->fresh)
+        /* No duplicates: a device already told about this message (before
+         * its session ended and handed it on) is skipped, and so is one
+         * already told about this call. */
+        if (r->told && reg->resource && strcmp(reg->resource, r->told) == 0)
             continue;
         if (r->call && !call_first_time(r->shard, r->call, reg))
             continue;
-        publish(r->shard, r->user, reg, &r->sum);
+        publish(r->shard, r->user, reg, &r->sum, r->has_opts ? &r->opts : NULL);
     }
     if (r->trig == TERN_PUSH_T_SESSION)
         pushed_session(r, own);
@@ -754,13 +782,31 @@ static void hibernation_found(struct round *r, int has_reg) {
               s->bare, s->resource, secs);
 }
 
+/*
+ * A call invitation that a connected session took still rings the user's
+ * other devices: a round without an own session reaches every registration
+ * whose device is not connected (the policy's urgent rule), each once per
+ * call (call_first_time), however many sessions took it.
+ */
+static void ring_others(const struct tern_event_args *a, const struct tern_push_item *item) {
+    char *bare = tern_jid_bare(a->jid);
+    struct round *r = round_new(a->shard, TERN_PUSH_T_SESSION, a->jid->local, bare);
+    free(bare);
+    tern_push_summary_add(&r->sum, item);
+    r->call = tern_xml_ref((struct tern_xml *)a->stanza);
+    round_submit(r);
+}
+
 static void on_delivered(const struct tern_event_args *a) {
     struct tern_c2s_sm_info info;
     struct tern_push_item item;
-    if (!a->session || !a->stanza || a->shard->server->shutting_down)
+    if (!a->session || !a->stanza || !a->jid || !a->jid->local || a->shard->server->shutting_down)
         return;
+    enum tern_push_class cls = policy->classify(a->stanza, &item);
+    if (cls == TERN_PUSH_CALL)
+        ring_others(a, &item);
     tern_c2s_sm_info(a->session, &info);
-    if (!info.enabled || info.hibernating || policy->classify(a->stanza, &item) == TERN_PUSH_NONE)
+    if (!info.enabled || info.hibernating || cls == TERN_PUSH_NONE)
         return;
     struct sess *s = sess_get(a, 1);
     if (s && !uv_is_active((uv_handle_t *)&s->timer))
@@ -873,66 +919,13 @@ static void on_closing(const struct tern_event_args *a) {
 
 /* ---- offline storage ------------------------------------------------------------------ */
 
-/* Messages stored offline for one account within BATCH_MS. */
-struct batch {
-    char *bare;                   /* user@domain (key) */
-    char *user;                   /* localpart */
-    struct tern_shard *shard;     /* where the timer runs */
-    uv_timer_t timer;             /* end of the window */
-    struct tern_push_summary sum; /* the important messages */
-    struct told *told;            /* devices already told about some of them */
-    size_t ntold;                 /* entries in told */
-    struct tern_xml *call;        /* the newest call invitation among them (a reference) */
-};
-
-static struct tern_map batches; /* bare -> struct batch* */
-
-static void batch_closed(uv_handle_t *h) {
-    struct batch *b = h->data;
-    for (size_t i = 0; i < b->ntold; i++)
-        free(b->told[i].resource);
-    free(b->told);
-    tern_push_summary_clear(&b->sum);
-    if (b->call)
-        tern_xml_unref(&b->call);
-    free(b->bare);
-    free(b->user);
-    free(b);
-}
-
-static void on_batch_timer(uv_timer_t *t) {
-    struct batch *b = t->data;
-    tern_map_dels(&batches, b->bare);
-    if (!b->shard->server->shutting_down) {
-        struct round *r = round_new(b->shard, TERN_PUSH_T_OFFLINE, b->user, b->bare);
-        r->sum = b->sum;
-        r->fresh = b->sum.count;
-        memset(&b->sum, 0, sizeof b->sum);
-        r->told = b->told;
-        r->ntold = b->ntold;
-        b->told = NULL;
-        b->ntold = 0;
-        r->call = b->call;
-        b->call = NULL;
-        round_submit(r);
-    }
-    uv_close((uv_handle_t *)&b->timer, batch_closed);
-}
-
-static void told_add(struct batch *b, char *resource_take) {
-    for (size_t i = 0; i < b->ntold; i++) {
-        if (strcmp(b->told[i].resource, resource_take) == 0) {
-            b->told[i].n++;
-            free(resource_take);
-            return;
-        }
-    }
-    b->told = tern_realloc(b->told, (b->ntold + 1) * sizeof *b->told);
-    b->told[b->ntold].resource = resource_take;
-    b->told[b->ntold].n = 1;
-    b->ntold++;
-}
-
+/*
+ * Each message stored offline is announced at once, one notification per
+ * message (message-count says how many wait in all), to the registrations
+ * whose device has no session. Batching them the way hibernated sessions
+ * are would delay the first and merge the rest; offline devices are the
+ * ones that need to hear promptly, and app servers coalesce on their side.
+ */
 static void on_offline_stored(const struct tern_event_args *a) {
     struct tern_push_item item;
     if (!a->stanza || !a->jid->local || a->shard->server->shutting_down)
@@ -943,29 +936,13 @@ static void on_offline_stored(const struct tern_event_args *a) {
         return;
     }
     char *bare = tern_jid_bare(a->jid);
-    struct batch *b = tern_map_gets(&batches, bare);
-    if (!b) {
-        b = tern_calloc(1, sizeof *b);
-        b->bare = bare;
-        b->user = tern_strdup(a->jid->local);
-        b->shard = a->shard;
-        uv_timer_init(a->shard->loop, &b->timer);
-        b->timer.data = b;
-        tern_map_puts(&batches, b->bare, b);
-    } else {
-        free(bare);
-    }
-    tern_push_summary_add(&b->sum, &item);
-    if (told)
-        told_add(b, told);
-    if (item.cls == TERN_PUSH_CALL) {
-        if (b->call)
-            tern_xml_unref(&b->call);
-        b->call = tern_xml_ref((struct tern_xml *)a->stanza);
-    }
-    uint64_t ms = item.cls == TERN_PUSH_CALL ? 0 : BATCH_MS;
-    if (!uv_is_active((uv_handle_t *)&b->timer) || uv_timer_get_due_in(&b->timer) > ms)
-        uv_timer_start(&b->timer, on_batch_timer, ms, 0);
+    struct round *r = round_new(a->shard, TERN_PUSH_T_OFFLINE, a->jid->local, bare);
+    free(bare);
+    tern_push_summary_add(&r->sum, &item);
+    r->told = told;
+    if (item.cls == TERN_PUSH_CALL)
+        r->call = tern_xml_ref((struct tern_xml *)a->stanza);
+    round_submit(r);
 }
 
 /* ---- enable and disable (XEP-0357 §5, §6) ------------------------------------------- */
@@ -984,6 +961,9 @@ struct reg_req {
     struct tern_push_reg *evicted; /* enable: registrations pushed out by the cap */
     size_t nevicted;               /* entries in evicted */
     size_t removed;                /* disable: how many went */
+    int has_opts;                  /* enable: it carried content options */
+    struct tern_push_options opts; /* enable: asked for; after the job, the user's */
+    int narrowed;                  /* enable: options set earlier kept some of it off */
 };
 
 static void reply(struct reg_req *r, struct tern_xml *reply_take) {
@@ -1017,11 +997,32 @@ static void reg_req_free(struct reg_req *r) {
     free(r);
 }
 
+/*
+ * Enable stores the registration and, if asked, the user's content
+ * options, in one job (one savepoint: both or neither). Options already
+ * set can only be narrowed: each is what was asked and what was set. They
+ * are forgotten with the user's last registration (the store's doing), so
+ * the first enable after that sets them afresh.
+ */
 static int reg_run(struct tern_store_backend *b, struct tern_store_job *job) {
     struct reg_req *r = tern_store_container(job, struct reg_req, job);
     if (r->disable)
         return b->ops->push_del(b, r->user, r->reg.jid, r->reg.node, &r->removed);
-    return b->ops->push_put(b, r->user, &r->reg, r->max, &r->evicted, &r->nevicted);
+    int rc = b->ops->push_put(b, r->user, &r->reg, r->max, &r->evicted, &r->nevicted);
+    if (rc != 0 || !r->has_opts)
+        return rc;
+    struct tern_push_options had;
+    int set = 0;
+    rc = options_read(b, r->user, &had, &set);
+    if (rc == 0 && set) {
+        struct tern_push_options asked = r->opts;
+        r->opts.senders = asked.senders && had.senders;
+        r->opts.count = asked.count && had.count;
+        r->opts.bodies = asked.bodies && had.bodies;
+        r->narrowed = r->opts.senders != asked.senders || r->opts.count != asked.count ||
+                      r->opts.bodies != asked.bodies;
+    }
+    return rc == 0 ? b->ops->push_options_put(b, r->user, &r->opts) : rc;
 }
 
 static void reg_done(struct tern_store_job *job, int err) {
@@ -1039,6 +1040,14 @@ static void reg_done(struct tern_store_job *job, int err) {
                       r->reg.jid, r->reg.node ? r->reg.node : "*", r->removed);
         else
             tern_info(COMP, "%s enabled push to %s node %s", who, r->reg.jid, r->reg.node);
+        if (r->has_opts)
+            tern_info(COMP,
+                      "%s push content options: include-senders %d, include-message-count %d, "
+                      "include-message-bodies %d%s",
+                      r->user, r->opts.senders, r->opts.count, r->opts.bodies,
+                      r->narrowed ? " (asked for more; options can only narrow while "
+                                    "registrations exist)"
+                                  : "");
         for (size_t i = 0; i < r->nevicted; i++)
             tern_info(COMP,
                       "%s has more than %d push registrations (push.max_devices): evicted the "
@@ -1067,19 +1076,57 @@ static char *form_value(const struct tern_xml *x, const char *var) {
     return NULL;
 }
 
-/* XEP-0004 §3.3 boolean: "0"/"false" is off; anything else given is on. */
-static int form_false(const struct tern_xml *x, const char *var) {
-    char *v = form_value(x, var);
-    int off = v && (strcmp(v, "0") == 0 || strcmp(v, "false") == 0);
-    free(v);
-    return off;
+/* XEP-0004 §3.3 boolean: 1, 0, or -1 if value is not one. */
+static int form_bool(const char *value) {
+    if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0)
+        return 1;
+    if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0)
+        return 0;
+    return -1;
+}
+
+/*
+ * Our content options form (urn:xmpp:push:options) into *o: boolean fields
+ * include-senders, include-message-count and include-message-bodies; a
+ * field left out asks for no restriction. An unknown field is refused
+ * rather than ignored: a client that misspells a restriction must hear so.
+ */
+static const char *read_options(const struct tern_xml *x, struct tern_push_options *o) {
+    *o = (struct tern_push_options){1, 1, 1};
+    for (struct tern_xml *f = tern_xml_child(x, NS_DATA, "field"); f;
+         f = tern_xml_next(f, NS_DATA, "field")) {
+        const char *var = tern_xml_attr(f, "var");
+        int *slot = NULL;
+        if (!var)
+            return "a field of the " TERN_NS_PUSH_OPTIONS " form has no 'var'";
+        if (strcmp(var, "FORM_TYPE") == 0)
+            continue;
+        if (strcmp(var, "include-senders") == 0)
+            slot = &o->senders;
+        else if (strcmp(var, "include-message-count") == 0)
+            slot = &o->count;
+        else if (strcmp(var, "include-message-bodies") == 0)
+            slot = &o->bodies;
+        else
+            return "unknown field in the " TERN_NS_PUSH_OPTIONS " form (known: include-senders, "
+                   "include-message-count, include-message-bodies)";
+        struct tern_xml *val = tern_xml_child(f, NS_DATA, "value");
+        char *v = val ? tern_xml_text(val) : NULL;
+        int b = v ? form_bool(v) : -1;
+        free(v);
+        if (b < 0)
+            return "the fields of the " TERN_NS_PUSH_OPTIONS " form take a boolean value "
+                   "(1, 0, true or false)";
+        *slot = b;
+    }
+    return NULL;
 }
 
 /*
  * The data forms of an <enable/>: at most one publish-options form (its
  * serialized copy into r->reg.options) and at most one of our content
- * options (urn:xmpp:push:options: include-body, include-sender, which can
- * only take away). Each must be a submitted form (XEP-0004 §3.1: type
+ * options (urn:xmpp:push:options, which can only take away). Each must be a
+ * submitted form (XEP-0004 §3.1: type
  * 'submit'; a form without a type, as in XEP-0357's own examples, is taken
  * as one). Anything else is a bad request.
  */
@@ -1095,13 +1142,14 @@ static const char *read_forms(const struct tern_xml *enable, struct reg_req *r) 
         int opts = ft && strcmp(ft, TERN_NS_PUSH_OPTIONS) == 0;
         free(ft);
         if ((!po && !opts) || (po && have_po) || (opts && have_opts))
-            return "expected one form of FORM_TYPE " FORM_PUBLISH_OPTIONS;
+            return "expected at most one form of FORM_TYPE " FORM_PUBLISH_OPTIONS
+                   " and at most one of " TERN_NS_PUSH_OPTIONS;
         if (opts) {
             have_opts = 1;
-            if (form_false(x, "include-body"))
-                r->reg.flags |= TERN_PUSH_F_NO_BODY;
-            if (form_false(x, "include-sender"))
-                r->reg.flags |= TERN_PUSH_F_NO_SENDER;
+            const char *why = read_options(x, &r->opts);
+            if (why)
+                return why;
+            r->has_opts = 1;
             continue;
         }
         have_po = 1;
@@ -1259,9 +1307,11 @@ static void mark_at_shutdown(const struct tern_event_args *a) {
 
 /* One registration to tell at start. */
 struct wake_entry {
-    char *user;               /* localpart */
-    struct tern_push_reg reg; /* the registration */
-    size_t offline;           /* messages held offline for user */
+    char *user;                    /* localpart */
+    struct tern_push_reg reg;      /* the registration */
+    size_t offline;                /* messages held offline for user */
+    struct tern_push_options opts; /* user's content options */
+    int has_opts;                  /* user has set some */
 };
 
 struct start_req {
@@ -1297,9 +1347,13 @@ static int start_run(struct tern_store_backend *b, struct tern_store_job *job) {
     for (size_t i = 0; rc == 0 && i < nusers; i++) {
         struct tern_push_reg *regs = NULL;
         size_t nregs = 0, offline = 0;
+        struct tern_push_options opts;
+        int has_opts = 0;
         rc = b->ops->push_get(b, users[i], &regs, &nregs);
         if (rc == 0)
             rc = b->ops->offline_count(b, users[i], &offline);
+        if (rc == 0)
+            rc = options_read(b, users[i], &opts, &has_opts);
         for (size_t j = 0; rc == 0 && j < nregs; j++) {
             if (!(regs[j].flags & TERN_PUSH_F_WAKE))
                 continue;
@@ -1308,6 +1362,8 @@ static int start_run(struct tern_store_backend *b, struct tern_store_job *job) {
             e->user = tern_strdup(users[i]);
             e->reg = regs[j];
             e->offline = offline;
+            e->opts = opts;
+            e->has_opts = has_opts;
             memset(&regs[j], 0, sizeof regs[j]); /* moved */
         }
         tern_push_regs_free(regs, nregs);
@@ -1318,16 +1374,6 @@ static int start_run(struct tern_store_backend *b, struct tern_store_job *job) {
     /* Told once: a crash before the publishes loses them, never repeats them.
      * With push.on_start off, marks left by an earlier run go too. */
     return b->ops->push_mark(b, NULL, NULL);
-}
-
-/* The component that serves jid's domain is configured but not connected. */
-static int component_absent(const char *jid) {
-    struct tern_jid j;
-    if (tern_jid_parse(&j, jid) != 0)
-        return 0;
-    int absent = tern_component_known(j.domain) && !tern_component_connected(j.domain);
-    tern_jid_free(&j);
-    return absent;
 }
 
 static void on_start_timer(uv_timer_t *t) {
@@ -1344,7 +1390,7 @@ static void on_start_timer(uv_timer_t *t) {
                       "push.on_start: telling %s node %s that %s had a session at the last "
                       "shutdown (%zu messages offline)",
                       e->reg.jid, e->reg.node, e->user, e->offline);
-            publish(shard, e->user, &e->reg, &sum);
+            publish(shard, e->user, &e->reg, &sum, e->has_opts ? &e->opts : NULL);
         } else if (late) {
             tern_warn(COMP,
                       "push.on_start: component %s not connected within %d s; %s node %s "
@@ -1401,11 +1447,96 @@ static void start_submit(struct tern_server *srv) {
         start_done(&r->job, TERN_E_CLOSED);
 }
 
+/* ---- the content options in disco#info ---------------------------------------------- */
+
+/*
+ * disco#info of a user's own bare JID, asked by the user, carries the
+ * content options in force as an extended form (XEP-0128): what the user
+ * set, within what the server allows (push.include_*). Anyone else, or a
+ * query with a node, gets the plain answer of the disco module.
+ */
+struct info_req {
+    struct tern_store_job job;     /* store linkage */
+    struct tern_shard *shard;      /* where done runs */
+    struct tern_xml *iq;           /* the request (a reference) */
+    struct tern_jid from;          /* the user */
+    char *user;                    /* localpart */
+    struct tern_push_options opts; /* read */
+    int has_opts;                  /* the user has set some */
+};
+
+static int info_run(struct tern_store_backend *b, struct tern_store_job *job) {
+    struct info_req *r = tern_store_container(job, struct info_req, job);
+    return options_read(b, r->user, &r->opts, &r->has_opts);
+}
+
+static void add_bool_field(struct tern_xml *x, const char *var, int on) {
+    struct tern_xml *f = tern_xml_add_el(x, NULL, "field");
+    tern_xml_set_attr(f, "var", var);
+    tern_xml_set_attr(f, "type", "boolean");
+    tern_xml_add_text(tern_xml_add_el(f, NULL, "value"), on ? "1" : "0", 1);
+}
+
+static void info_done(struct tern_store_job *job, int err) {
+    struct info_req *r = tern_store_container(job, struct info_req, job);
+    struct tern_xml *res = tern_disco_info_result(r->iq, 1);
+    if (err) {
+        tern_warn(COMP, "reading the push content options of %s: %s; disco#info without them",
+                  r->user, tern_strerror(err));
+    } else {
+        struct tern_push_content c = content_of(cfg_of(r->shard), r->has_opts ? &r->opts : NULL);
+        struct tern_xml *q = tern_xml_first_el(res);
+        struct tern_xml *x = tern_xml_add_el(q, NS_DATA, "x");
+        tern_xml_set_attr(x, "type", "result");
+        struct tern_xml *ft = tern_xml_add_el(x, NULL, "field");
+        tern_xml_set_attr(ft, "var", "FORM_TYPE");
+        tern_xml_set_attr(ft, "type", "hidden");
+        tern_xml_add_text(tern_xml_add_el(ft, NULL, "value"), TERN_NS_PUSH_OPTIONS,
+                          strlen(TERN_NS_PUSH_OPTIONS));
+        add_bool_field(x, "include-senders", c.include_sender);
+        add_bool_field(x, "include-message-count", c.include_count);
+        add_bool_field(x, "include-message-bodies", c.include_body);
+    }
+    struct tern_jid to;
+    tern_jid_copy(&to, &r->from);
+    free(to.resource);
+    to.resource = NULL;
+    struct tern_iq_ctx ctx = {
+        .shard = r->shard,
+        .from = &r->from,
+        .to = &to,
+        .iq = r->iq,
+        .payload = tern_xml_first_el(r->iq),
+        .target = TERN_IQ_TO_ACCOUNT,
+    };
+    tern_module_reply(&ctx, res);
+    tern_jid_free(&to);
+    tern_xml_unref(&r->iq);
+    tern_jid_free(&r->from);
+    free(r->user);
+    free(r);
+}
+
+static enum tern_hook_result on_disco_info(struct tern_iq_ctx *ctx) {
+    if (strcmp(tern_xml_attr(ctx->iq, "type"), "get") != 0 || tern_xml_attr(ctx->payload, "node") ||
+        !ctx->from->local || !tern_jid_equal(ctx->to, ctx->from, 1))
+        return TERN_PASS;
+    struct info_req *r = tern_calloc(1, sizeof *r);
+    r->shard = ctx->shard;
+    r->iq = tern_xml_ref(ctx->iq);
+    tern_jid_copy(&r->from, ctx->from);
+    r->user = tern_strdup(ctx->from->local);
+    r->job.run = info_run;
+    r->job.done = info_done;
+    if (tern_store_submit(ctx->shard->server->store, &r->job) != 0)
+        info_done(&r->job, TERN_E_CLOSED);
+    return TERN_HANDLED;
+}
+
 /* ---- the module ------------------------------------------------------------------------- */
 
 static int push_init(struct tern_server *srv) {
     tern_map_init(&sessions);
-    tern_map_init(&batches);
     tern_map_init(&erroring);
     inflight = 0;
     dropped = dropped_logged = drop_log_at = 0;
@@ -1422,19 +1553,12 @@ static void free_sess(const void *k, size_t kl, void *v, void *ud) {
     sess_free(v);
 }
 
-static void free_batch(const void *k, size_t kl, void *v, void *ud) {
-    (void)k, (void)kl, (void)ud;
-    batch_closed((uv_handle_t *)&((struct batch *)v)->timer);
-}
-
 /* At exit the loop is closed: timers still in the maps were closed by the
  * final walk (ternd.c), so only memory is left. */
 static void push_fini(struct tern_server *srv) {
     (void)srv;
     tern_map_each(&sessions, free_sess, NULL);
-    tern_map_each(&batches, free_batch, NULL);
     tern_map_free(&sessions);
-    tern_map_free(&batches);
     tern_map_free(&erroring);
     wake_entries_free(waking, nwaking); /* start_timer was closed by the final walk */
     waking = NULL;
@@ -1448,6 +1572,7 @@ static void push_fini(struct tern_server *srv) {
 
 static const struct tern_iq_def push_iqs[] = {
     {TERN_NS_PUSH, TERN_IQ_TO_SERVER | TERN_IQ_TO_ACCOUNT, on_push_iq},
+    {TERN_NS_DISCO_INFO, TERN_IQ_TO_ACCOUNT, on_disco_info}, /* before the disco module's */
     {NULL, 0, NULL},
 };
 

@@ -97,9 +97,11 @@ static struct tern_xml *build(const struct tern_push_summary *sum,
     struct tern_xml *x = tern_xml_add_el(n, NS_DATA, "x");
     tern_xml_set_attr(x, "type", "submit");
     add_field(x, "FORM_TYPE", "hidden", TERN_NS_PUSH_SUMMARY);
-    char count[16];
-    snprintf(count, sizeof count, "%u", sum->count);
-    add_field(x, "message-count", NULL, count);
+    if (content->include_count) {
+        char count[16];
+        snprintf(count, sizeof count, "%u", sum->count);
+        add_field(x, "message-count", NULL, count);
+    }
     if (content->include_sender && sum->sender)
         add_field(x, "last-message-sender", NULL, sum->sender);
     /* The real text only for a plain message and only if allowed: the

@@ -51,6 +51,7 @@ struct tern_push_content {
     int include_sender;      /* last-message-sender */
     int include_body;        /* the real text in last-message-body */
     const char *placeholder; /* last-message-body otherwise (push.body_placeholder) */
+    int include_count;       /* message-count */
 };
 
 /** Why a notification is being considered. */
@@ -93,8 +94,8 @@ struct tern_push_policy {
  *   MESSAGE; anything else (chat states, receipts, markers alone) is NONE.
  * - select: always OWN; UNBOUND for offline triggers; UNBOUND and
  *   HIBERNATED for session triggers only when urgent; never LIVE.
- * - build: a urn:xmpp:push:summary form with message-count, the sender if
- *   content allows, last-message-body (the real text only for a plain
+ * - build: a urn:xmpp:push:summary form with message-count if content
+ *   allows, the sender if content allows, last-message-body (the real text only for a plain
  *   message when content allows, else the placeholder); urgent adds
  *   <priority xmlns='tigase:push:priority:0'>high</priority>.
  */

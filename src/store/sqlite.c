@@ -103,6 +103,26 @@ static const struct migration migrations[] = {
         " errors INTEGER NOT NULL DEFAULT 0,"
         " UNIQUE (username, jid, node)"
         ");"},
+    /*
+     * A user's push content options (urn:xmpp:push:options), which replace
+     * the per-registration flags 1 (no body) and 2 (no sender) of migration
+     * 3: a user who had asked for less on any registration keeps asking for
+     * it. The row lives only while the user has registrations: the trigger
+     * drops it with the last one, however it goes (disable, errors, ternctl).
+     */
+    {4, "CREATE TABLE push_options ("
+        " username TEXT PRIMARY KEY REFERENCES accounts (username) ON DELETE CASCADE,"
+        " senders INTEGER NOT NULL,"
+        " count INTEGER NOT NULL,"
+        " bodies INTEGER NOT NULL"
+        ");"
+        "INSERT INTO push_options (username, senders, count, bodies)"
+        " SELECT username, MIN((flags & 2) = 0), 1, MIN((flags & 1) = 0)"
+        " FROM push_registrations GROUP BY username HAVING MAX(flags & 3) <> 0;"
+        "UPDATE push_registrations SET flags = flags & ~3 WHERE (flags & 3) <> 0;"
+        "CREATE TRIGGER push_options_last AFTER DELETE ON push_registrations"
+        " WHEN NOT EXISTS (SELECT 1 FROM push_registrations WHERE username = OLD.username)"
+        " BEGIN DELETE FROM push_options WHERE username = OLD.username; END;"},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == TERN__SQLITE_SCHEMA_VERSION,
@@ -151,6 +171,8 @@ enum stmt_id {
     ST_PUSH_MARK,
     ST_PUSH_UNMARK_ALL,
     ST_PUSH_MARKED_USERS,
+    ST_PUSH_OPTS_SELECT,
+    ST_PUSH_OPTS_UPSERT,
     ST_COUNT
 };
 
@@ -250,6 +272,11 @@ static const char *const stmt_sql[ST_COUNT] = {
         "UPDATE push_registrations SET flags = flags & ~4 WHERE (flags & 4) <> 0",
     [ST_PUSH_MARKED_USERS] = "SELECT DISTINCT username FROM push_registrations"
                              " WHERE (flags & 4) <> 0 ORDER BY username",
+    [ST_PUSH_OPTS_SELECT] = "SELECT senders, count, bodies FROM push_options WHERE username = ?1",
+    [ST_PUSH_OPTS_UPSERT] = "INSERT INTO push_options (username, senders, count, bodies)"
+                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (username) DO UPDATE SET"
+                            " senders = excluded.senders, count = excluded.count,"
+                            " bodies = excluded.bodies",
 };
 
 struct sqlite_backend {
@@ -1084,6 +1111,44 @@ static int sq_push_marked(struct tern_store_backend *b, char ***users, size_t *n
     return read_strings(from_base(b), ST_PUSH_MARKED_USERS, "push_marked", users, n);
 }
 
+static int sq_push_options_get(struct tern_store_backend *b, const char *user,
+                               struct tern_push_options *opts) {
+    struct sqlite_backend *sb = from_base(b);
+    const char *what = "push_options_get";
+    sqlite3_stmt *st = sb->stmt[ST_PUSH_OPTS_SELECT];
+    int rc = bind_user(sb, ST_PUSH_OPTS_SELECT, user, NULL, what);
+    if (rc < 0)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        opts->senders = sqlite3_column_int(st, 0) != 0;
+        opts->count = sqlite3_column_int(st, 1) != 0;
+        opts->bodies = sqlite3_column_int(st, 2) != 0;
+        rc = 0;
+    } else {
+        rc = src == SQLITE_DONE ? TERN_E_NOTFOUND : fail(sb, src, what);
+    }
+    finish(st);
+    return rc;
+}
+
+static int sq_push_options_put(struct tern_store_backend *b, const char *user,
+                               const struct tern_push_options *opts) {
+    struct sqlite_backend *sb = from_base(b);
+    const char *what = "push_options_put";
+    sqlite3_stmt *st = sb->stmt[ST_PUSH_OPTS_UPSERT];
+    int rc = bind_user(sb, ST_PUSH_OPTS_UPSERT, user, NULL, what);
+    if (rc < 0)
+        return rc;
+    int brc = sqlite3_bind_int(st, 2, opts->senders != 0);
+    if (brc == SQLITE_OK)
+        brc = sqlite3_bind_int(st, 3, opts->count != 0);
+    if (brc == SQLITE_OK)
+        brc = sqlite3_bind_int(st, 4, opts->bodies != 0);
+    return brc == SQLITE_OK ? step_done(sb, ST_PUSH_OPTS_UPSERT, what)
+                            : bind_failed(sb, st, brc, what);
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
 static void sq_close(struct tern_store_backend *b) {
@@ -1125,6 +1190,8 @@ static const struct tern_store_backend_ops sqlite_ops = {
     .push_ok = sq_push_ok,
     .push_mark = sq_push_mark,
     .push_marked = sq_push_marked,
+    .push_options_get = sq_push_options_get,
+    .push_options_put = sq_push_options_put,
     .close = sq_close,
 };
 

@@ -60,16 +60,25 @@ struct tern_push_reg {
     char *node;         /* the node provisioned there (never NULL) */
     char *options;      /* serialized publish-options <x xmlns='jabber:x:data'/>, or NULL */
     char *resource;     /* resource of the session that enabled it, or NULL */
-    unsigned flags;     /* the user's content restrictions (TERN_PUSH_F_*) */
+    unsigned flags;     /* TERN_PUSH_F_* */
     int64_t created_at; /* when it was (last) enabled, Unix time in milliseconds */
     int errors;         /* consecutive publish errors counted against it */
 };
 
-/** Content restrictions a user asked for when enabling (urn:xmpp:push:options). */
-#define TERN_PUSH_F_NO_BODY   1u /* never the message text, whatever push.include_body says */
-#define TERN_PUSH_F_NO_SENDER 2u /* never the sender, whatever push.include_sender says */
-/** Not a user's choice: its session was alive at shutdown (push.on_start; push_mark). */
+/** Its session was alive at shutdown (push.on_start; push_mark). Bits 1 and 2 are retired. */
 #define TERN_PUSH_F_WAKE 4u
+
+/**
+ * What a user lets notifications carry (urn:xmpp:push:options), one set per
+ * user across their registrations. Each is 0 or 1; a user who never set
+ * them has none stored (every one is then allowed, within the server's own
+ * push settings).
+ */
+struct tern_push_options {
+    int senders; /* include-senders: last-message-sender */
+    int count;   /* include-message-count: message-count */
+    int bodies;  /* include-message-bodies: the real last-message-body */
+};
 
 /** Free what item owns (not item itself, which usually sits in an array) and zero it. */
 void tern_roster_item_free(struct tern_roster_item *item);
@@ -191,6 +200,15 @@ struct tern_store_backend_ops {
     int (*push_mark)(struct tern_store_backend *b, const char *user, const char *resource);
     /** The users with a registration marked by push_mark (free with tern_store_free_list). */
     int (*push_marked)(struct tern_store_backend *b, char ***users, size_t *n);
+    /**
+     * The user's content options; TERN_E_NOTFOUND if none are set. They are
+     * deleted with the user's last registration, however it goes.
+     */
+    int (*push_options_get)(struct tern_store_backend *b, const char *user,
+                            struct tern_push_options *opts);
+    /** Set (replace) the user's content options. */
+    int (*push_options_put)(struct tern_store_backend *b, const char *user,
+                            const struct tern_push_options *opts);
 
     void (*close)(struct tern_store_backend *b);
 };

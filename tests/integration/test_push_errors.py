@@ -163,11 +163,11 @@ class PushQueueTests(PushTestCase):
 
 
 class PushComponentDownTests(PushTestCase):
-    """The app server's component is not connected for a while: its
-    publishes bounce inside ternd (service-unavailable).  That is no answer
-    from the app server, so it must not count towards push.max_errors:
-    a restart of the app server must not wipe the registrations of everyone
-    who got messages meanwhile."""
+    """The app server's component is not connected for a while: ternd does
+    not send its publishes (it says so at once instead of waiting for
+    push.timeout).  That is no answer from the app server, so it must not
+    count towards push.max_errors: a restart of the app server must not wipe
+    the registrations of everyone who got messages meanwhile."""
 
     def test_publishes_while_component_down_do_not_remove_registration(self):
         acc, (node,), bob = self.registered_offline('cd')
@@ -176,11 +176,12 @@ class PushComponentDownTests(PushTestCase):
         wait_until(lambda: 'component %s disconnected' % PUSH_JID in self.server.log_text()
                    or 'disconnected' in self.server.log_text().split('component %s connected' % PUSH_JID)[-1],
                    what='ternd to notice the component is gone')
-        attempts = 'publishing to %s node %s ' % (PUSH_JID, node)
+        attempts = 'component %s is not connected: notification for %s (node %s) not sent' % (
+            PUSH_JID, acc[0], node)
         for n in range(1, 4):                    # push.max_errors is 2
             bob.message(self.bare(acc), 'while down %d' % n, id_='cd-%d' % n)
-            # one publish attempt per message (each its own offline batch);
-            # ternd's debug log is the only witness while nothing is connected
+            # one notification per stored message; ternd's log is the only
+            # witness while nothing is connected
             wait_until(lambda: self.server.log_text().count(attempts) >= n, timeout=TIMEOUT,
                        what='publish attempt %d in the ternd log (%r)' % (n, attempts))
         bob.barrier()

@@ -50,6 +50,48 @@ class PushNotifyTests(PushTestCase):
         el = back.expect(M('message', id='of-1'), what='the offline message')
         self.assertEqual(body_of(el), secret_text, xml(el))
 
+    def test_each_offline_message_one_publish_counting_what_waits(self):
+        acc, (node,), bob = self.registered_offline('om')
+        for i in range(1, 4):
+            bob.message(self.bare(acc), 'message %d' % i, id_='om-%d' % i)
+        pubs = self.comp.wait_publishes(node, 3, what='one publish per message stored offline')
+        counts = [int(one(p['summary'], 'message-count') or 0) for p in pubs]
+        self.assertEqual(counts, sorted(counts), 'message-count went down: %s' % counts)
+        self.assertEqual(counts[-1], 3, 'the last publish must count the 3 waiting messages: %s' % counts)
+        self.assertGreaterEqual(counts[0], 1, counts)
+        self.comp.expect_no_more(node, 3, SETTLE, 'more publishes than messages stored')
+
+    def test_call_taken_by_a_live_session_rings_the_other_devices(self):
+        """A call invitation to the bare JID reaches a connected session, is
+        queued for a hibernated one and would go nowhere for a device whose
+        session is gone: the two devices that are not connected each get one
+        urgent publish; the connected one gets none."""
+        acc = self.new_user('cl')
+        n_live, n_hib, n_gone = self.new_node('cl-live'), self.new_node('cl-hib'), self.new_node('cl-gone')
+        gone = self.peer(acc, 'gone')
+        self.enable_ok(gone, n_gone)
+        gone.logout()
+        hib = self.sm_peer(acc, 'hib', available=True)
+        self.enable_ok(hib, n_hib)
+        hib.barrier()
+        hib.drop()
+        live = self.peer(acc, 'live')
+        self.enable_ok(live, n_live)
+        live.available()
+        bob = self.peer(self.new_user('cls'), 's')
+        bob.barrier()
+        bob.message(self.bare(acc), None, type_='chat', id_='cl-1', extra=propose('call-live-1'))
+        live.expect(M('message', id='cl-1'), what='the call invitation on the connected session')
+        for n in (n_gone, n_hib):
+            p = self.comp.wait_publishes(n, 1, what='an urgent publish to %s' % n)[0]
+            self.assertNotification(p, n)
+            prio = p['notification'].find('{tigase:push:priority:0}priority')
+            self.assertIsNotNone(prio, 'a call must be marked urgent: %s' % p['raw'])
+            self.assertEqual(prio.text, 'high', p['raw'])
+        self.comp.expect_no_more(n_gone, 1, SETTLE, 'the call was announced twice to the device whose session is gone')
+        self.comp.expect_no_more(n_hib, 1, 0, 'the call was announced twice to the hibernated device')
+        self.comp.expect_no_more(n_live, 0, 0, 'a publish to the device that took the call')
+
     def test_two_devices_both_offline_one_publish_each(self):
         acc = self.new_user('td')
         n1, n2 = self.new_node('td-1'), self.new_node('td-2')

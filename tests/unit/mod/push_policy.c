@@ -177,8 +177,8 @@ static void assert_field(const struct tern_xml *n, const char *var, const char *
     free(got);
 }
 
-static const struct tern_push_content PRIVATE = {0, 0, "New message"};
-static const struct tern_push_content OPEN = {1, 1, "New message"};
+static const struct tern_push_content PRIVATE = {0, 0, "New message", 1};
+static const struct tern_push_content OPEN = {1, 1, "New message", 1};
 
 static void test_build_shape_and_privacy(void **state) {
     (void)state;
@@ -201,6 +201,14 @@ static void test_build_shape_and_privacy(void **state) {
     n = P->build(&sum, &OPEN);
     assert_field(n, "last-message-body", "second secret");
     assert_field(n, "last-message-sender", "bob@example.org"); /* bare: no device */
+    tern_xml_unref(&n);
+
+    /* A user who turned the count off (include-message-count) gets none. */
+    struct tern_push_content no_count = OPEN;
+    no_count.include_count = 0;
+    n = P->build(&sum, &no_count);
+    assert_field(n, "message-count", NULL);
+    assert_field(n, "last-message-body", "second secret");
     tern_xml_unref(&n);
     tern_push_summary_clear(&sum);
 }
@@ -246,7 +254,7 @@ static void test_unimportant_does_not_count(void **state) {
     assert_int_equal(sum.last, TERN_PUSH_MESSAGE);
     assert_string_equal(sum.body, "text");
     /* No placeholder configured: no body field at all. */
-    struct tern_push_content none = {0, 0, ""};
+    struct tern_push_content none = {0, 0, "", 1};
     struct tern_xml *n = P->build(&sum, &none);
     assert_field(n, "last-message-body", NULL);
     tern_xml_unref(&n);

@@ -81,7 +81,7 @@ static void test_put_get(void **state) {
     /* Stored out of created_at order: read back oldest first. */
     put(b, "alice", reg("push.example", "n2", "<x xmlns='jabber:x:data'/>", "phone", 2000));
     struct tern_push_reg r1 = reg("push.example", "n1", NULL, NULL, 1000);
-    r1.flags = TERN_PUSH_F_NO_BODY;
+    r1.flags = TERN_PUSH_F_WAKE;
     put(b, "alice", r1);
     put(b, "bob", reg("push.example", "n1", NULL, "x", 500));
 
@@ -91,7 +91,7 @@ static void test_put_get(void **state) {
     assert_string_equal(regs[0].node, "n1");
     assert_null(regs[0].options);
     assert_null(regs[0].resource);
-    assert_int_equal(regs[0].flags, TERN_PUSH_F_NO_BODY);
+    assert_int_equal(regs[0].flags, TERN_PUSH_F_WAKE);
     assert_int_equal(regs[0].created_at, 1000);
     assert_int_equal(regs[0].errors, 0);
     assert_string_equal(regs[1].node, "n2");
@@ -317,6 +317,57 @@ static void test_survives_reopen(void **state) {
     tern_push_regs_free(regs, n);
 }
 
+static void options_are(struct tern_store_backend *b, const char *user, int senders, int cnt,
+                        int bodies) {
+    struct tern_push_options o = {-1, -1, -1};
+    assert_int_equal(b->ops->push_options_get(b, user, &o), 0);
+    assert_int_equal(o.senders, senders);
+    assert_int_equal(o.count, cnt);
+    assert_int_equal(o.bodies, bodies);
+}
+
+/* A user's content options: set, replaced, per user, and gone with the last
+ * registration whichever way it goes (disable, errors, account deletion). */
+static void test_options(void **state) {
+    struct tern_store_backend *b = ((struct fixture *)*state)->b;
+    struct tern_push_options o = {0};
+    int errors = 0;
+
+    assert_int_equal(b->ops->push_options_get(b, "alice", &o), TERN_E_NOTFOUND);
+    put(b, "alice", reg("push.example", "n1", NULL, NULL, 1));
+    put(b, "alice", reg("push.example", "n2", NULL, NULL, 2));
+    struct tern_push_options set = {.senders = 1, .count = 1, .bodies = 0};
+    assert_int_equal(b->ops->push_options_put(b, "alice", &set), 0);
+    options_are(b, "alice", 1, 1, 0);
+    set = (struct tern_push_options){.senders = 0, .count = 2, .bodies = 0}; /* stored as 0/1 */
+    assert_int_equal(b->ops->push_options_put(b, "alice", &set), 0);
+    options_are(b, "alice", 0, 1, 0);
+    assert_int_equal(b->ops->push_options_get(b, "bob", &o), TERN_E_NOTFOUND);
+
+    /* One registration left: the options stay. */
+    assert_int_equal(b->ops->push_del(b, "alice", "push.example", "n1", NULL), 0);
+    options_are(b, "alice", 0, 1, 0);
+    /* The last one goes through errors: the options go with it. */
+    assert_int_equal(b->ops->push_error(b, "alice", "push.example", "n2", 1, &errors), 0);
+    assert_int_equal(count(b, "alice"), 0);
+    assert_int_equal(b->ops->push_options_get(b, "alice", &o), TERN_E_NOTFOUND);
+
+    /* Disable-all, and account deletion. */
+    put(b, "alice", reg("push.example", "n1", NULL, NULL, 3));
+    assert_int_equal(b->ops->push_options_put(b, "alice", &set), 0);
+    size_t removed = 0;
+    assert_int_equal(b->ops->push_del(b, "alice", NULL, NULL, &removed), 0);
+    assert_int_equal(removed, 1); /* the trigger's delete is not counted */
+    assert_int_equal(b->ops->push_options_get(b, "alice", &o), TERN_E_NOTFOUND);
+    put(b, "bob", reg("push.example", "n1", NULL, NULL, 3));
+    assert_int_equal(b->ops->push_options_put(b, "bob", &set), 0);
+    assert_int_equal(b->ops->account_delete(b, "bob"), 0);
+    assert_int_equal(test_add_account(b, "bob"), 0);
+    assert_int_equal(b->ops->push_options_get(b, "bob", &o), TERN_E_NOTFOUND);
+    /* Options need an account. */
+    assert_int_equal(b->ops->push_options_put(b, "carol", &set), TERN_E_NOTFOUND);
+}
+
 int main(void) {
     tern_log_set_level(TERN_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -328,6 +379,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_needs_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_options, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -452,8 +452,10 @@ static void test_migrate_from_v2(void **state) {
 
     struct tern_store_backend *b = test_backend_open(fx->dir, path);
     assert_non_null(b);
-    assert_int_equal(raw_int(path, "SELECT MAX(version) FROM schema_version"), 3);
-    assert_int_equal(raw_int(path, "SELECT COUNT(*) FROM schema_version"), 3);
+    assert_int_equal(raw_int(path, "SELECT MAX(version) FROM schema_version"),
+                     TERN__SQLITE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(path, "SELECT COUNT(*) FROM schema_version"),
+                     TERN__SQLITE_SCHEMA_VERSION);
     size_t n = 0;
     assert_int_equal(b->ops->offline_count(b, "old", &n), 0);
     assert_int_equal(n, 1);
@@ -470,6 +472,43 @@ static void test_migrate_from_v2(void **state) {
     tern_push_regs_free(regs, n);
     assert_int_equal(b->ops->account_delete(b, "old"), 0);
     assert_int_equal(raw_int(path, "SELECT COUNT(*) FROM push_registrations"), 0);
+    tern_store_backend_close(&b);
+    free(path);
+}
+
+/*
+ * Schema 3 kept content restrictions per registration (flags 1: no body,
+ * 2: no sender); schema 4 keeps them per user. A user who restricted any
+ * registration keeps the restriction, the flag bits are cleared, and the
+ * wake mark (4) stays.
+ */
+static void test_migrate_from_v3(void **state) {
+    struct fixture *fx = *state;
+    char *path = test_path(fx->dir, "v3.db");
+    struct tern_store_backend *b = test_backend_open(fx->dir, path);
+    assert_non_null(b);
+    assert_int_equal(test_add_account(b, "a"), 0);
+    assert_int_equal(test_add_account(b, "z"), 0);
+    assert_int_equal(test_add_account(b, "n"), 0);
+    tern_store_backend_close(&b);
+    raw_exec(path, "DROP TRIGGER push_options_last; DROP TABLE push_options;"
+                   "DELETE FROM schema_version WHERE version = 4;"
+                   "INSERT INTO push_registrations (username, jid, node, flags, created_at)"
+                   " VALUES ('a', 'p', '1', 1, 1), ('a', 'p', '2', 6, 2),"
+                   " ('z', 'p', '1', 0, 1), ('n', 'p', '1', 4, 1);");
+
+    b = test_backend_open(fx->dir, path);
+    assert_non_null(b);
+    struct tern_push_options o = {0};
+    assert_int_equal(b->ops->push_options_get(b, "a", &o), 0);
+    assert_int_equal(o.senders, 0);
+    assert_int_equal(o.count, 1);
+    assert_int_equal(o.bodies, 0);
+    assert_int_equal(b->ops->push_options_get(b, "z", &o), TERN_E_NOTFOUND);
+    assert_int_equal(b->ops->push_options_get(b, "n", &o), TERN_E_NOTFOUND);
+    assert_int_equal(
+        raw_int(path, "SELECT COUNT(*) FROM push_registrations WHERE (flags & 3) <> 0"), 0);
+    assert_int_equal(raw_int(path, "SELECT COUNT(*) FROM push_registrations WHERE flags = 4"), 2);
     tern_store_backend_close(&b);
     free(path);
 }
@@ -553,6 +592,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_account_delete_cascades, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_creates_data_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     };
