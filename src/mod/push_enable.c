@@ -35,7 +35,6 @@ struct reg_req {
     struct tern_shard *shard;      /* where done runs */
     struct tern_xml *iq;           /* the request (a reference) */
     struct tern_jid from;          /* requester */
-    struct tern_jid to;            /* addressee */
     char *user;                    /* localpart */
     uint64_t uid;                  /* the requesting session, 0 if none */
     int disable;                   /* disable rather than enable */
@@ -50,15 +49,7 @@ struct reg_req {
 };
 
 static void reply(struct reg_req *r, struct tern_xml *reply_take) {
-    struct tern_iq_ctx ctx = {
-        .shard = r->shard,
-        .from = &r->from,
-        .to = &r->to,
-        .iq = r->iq,
-        .payload = tern_xml_first_el(r->iq),
-        .target = TERN_IQ_TO_ACCOUNT,
-    };
-    tern_module_reply(&ctx, reply_take);
+    tern_module_reply_to(r->shard, &r->from, reply_take);
 }
 
 static void reply_error(struct tern_iq_ctx *ctx, enum tern_error_type type,
@@ -70,7 +61,6 @@ static void reply_error(struct tern_iq_ctx *ctx, enum tern_error_type type,
 static void reg_req_free(struct reg_req *r) {
     tern_xml_unref(&r->iq);
     tern_jid_free(&r->from);
-    tern_jid_free(&r->to);
     free(r->user);
     free(r->reg.jid);
     free(r->reg.node);
@@ -331,7 +321,6 @@ enum tern_hook_result tern__push_on_iq(struct tern_iq_ctx *ctx) {
     r->shard = ctx->shard;
     r->iq = tern_xml_ref(ctx->iq);
     tern_jid_copy(&r->from, ctx->from);
-    tern_jid_copy(&r->to, ctx->to);
     r->user = tern_strdup(ctx->from->local);
     r->uid = ctx->session ? tern_c2s_uid(ctx->session) : 0;
     r->job.run = reg_run;
@@ -393,20 +382,7 @@ static void info_done(struct tern_store_job *job, int err) {
         add_bool_field(x, "include-message-count", c.include_count);
         add_bool_field(x, "include-message-bodies", c.include_body);
     }
-    struct tern_jid to;
-    tern_jid_copy(&to, &r->from);
-    free(to.resource);
-    to.resource = NULL;
-    struct tern_iq_ctx ctx = {
-        .shard = r->shard,
-        .from = &r->from,
-        .to = &to,
-        .iq = r->iq,
-        .payload = tern_xml_first_el(r->iq),
-        .target = TERN_IQ_TO_ACCOUNT,
-    };
-    tern_module_reply(&ctx, res);
-    tern_jid_free(&to);
+    tern_module_reply_to(r->shard, &r->from, res);
     tern_xml_unref(&r->iq);
     tern_jid_free(&r->from);
     free(r->user);

@@ -114,5 +114,8 @@ void tern_modules_fire(const struct tern_event_args *args);
 
 /** Send a reply (result or error, refs taken) to the sender of ctx's IQ. */
 void tern_module_reply(struct tern_iq_ctx *ctx, struct tern_xml *reply_take);
+/** The same, later (after a store job): to requester (a full JID) on shard. */
+void tern_module_reply_to(struct tern_shard *shard, const struct tern_jid *requester,
+                          struct tern_xml *reply_take);
 
 #endif

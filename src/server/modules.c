@@ -43,10 +43,15 @@ void tern_modules_fire(const struct tern_event_args *args) {
                 e->fn(args);
 }
 
-void tern_module_reply(struct tern_iq_ctx *ctx, struct tern_xml *reply) {
+void tern_module_reply_to(struct tern_shard *shard, const struct tern_jid *requester,
+                          struct tern_xml *reply) {
     /* Replies go to the sender's full JID wherever it is now. */
-    char *to = tern_jid_full(ctx->from);
+    char *to = tern_jid_full(requester);
     tern_xml_set_attr(reply, "to", to);
     free(to);
-    tern_router_send(ctx->shard, reply);
+    tern_router_send(shard, reply);
+}
+
+void tern_module_reply(struct tern_iq_ctx *ctx, struct tern_xml *reply) {
+    tern_module_reply_to(ctx->shard, ctx->from, reply);
 }
