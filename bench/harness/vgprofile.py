@@ -2,8 +2,9 @@
 
     bench/run.sh --profile
 
-- callgrind during W2 (routing) and W4 (logins): instructions per function,
-  inclusive, so the share of TLS, XML, JID preparation, routing is visible;
+- callgrind during W2 (routing), W3 (offline storage and push) and W4
+  (logins): instructions per function, inclusive, so the share of TLS, XML,
+  JID preparation, routing, SQLite is visible (all of ternd's threads);
 - massif during W1 (idle sessions): heap by allocation site while the
   sessions are held.
 
@@ -25,6 +26,13 @@ W2_ARGS = ["--mode", "route", "--pairs", 50, "--rate", 500, "--count", 10000,
 W4_ARGS = ["--mode", "login", "--users", 100, "--count", 300, "--concurrency", 4,
            "--login-timeout", 120]
 W1_CONNS = 500
+W3_USERS = 50
+
+
+def w3_args(srv):
+    return ["--mode", "push", "--push", "push.localhost", "--component-port",
+            srv.component_port, "--pairs", W3_USERS, "--user-base", 0, "--rate", 500,
+            "--count", 5000, "--drain", 5, "--concurrency", 20, "--login-timeout", 120]
 
 
 def start_under(srv, tool_args, log):
@@ -111,16 +119,19 @@ def massif_idle(srv, loadgen, log):
     return res, snap, tree
 
 
-def run(work, cert, key, loadgen, out_path, log):
+def run(work, cert, key, loadgen, out_path, log, only=None):
     srv = servers.Tern(work, cert, key, None, log)
     why = srv.unavailable()
     if why:
         raise RuntimeError(why)
-    srv.prepare(max(W1_CONNS, 100) + 10, workloads.PASSWORD)
+    srv.prepare(max(W1_CONNS, 100, 2 * W3_USERS) + 10, workloads.PASSWORD)
     text = ["# Where Tern's CPU and memory go (valgrind)", "",
             __doc__.strip(), ""]
-    log("[profile] W1 under massif ...")
-    res, snap, tree = massif_idle(srv, loadgen, log)
+    want = lambda w: not only or w in only
+    snap = None
+    if want("w1"):
+        log("[profile] W1 under massif ...")
+        res, snap, tree = massif_idle(srv, loadgen, log)
     if snap:
         per = int(snap["mem_heap_B"]) / max(res.get("ready", 1), 1)
         sm = " (stream management on)" if srv.features.get("sm") else ""
@@ -129,12 +140,18 @@ def run(work, cert, key, loadgen, out_path, log):
                  f"(+{int(snap.get('mem_heap_extra_B', 0)):,} B malloc overhead), "
                  f"{per / 1024:.1f} KiB per session including the server's fixed heap.", "",
                  "```", *tree, "```", ""]
-    for name, args in (("w2", W2_ARGS), ("w4", W4_ARGS)):
+    for name, args in (("w2", W2_ARGS), ("w3", w3_args(srv)), ("w4", W4_ARGS)):
+        if not want(name):
+            continue
         log(f"[profile] {name} under callgrind ...")
         res, incl, excl = callgrind(srv, loadgen, args, name, log)
-        what = (f"{res.get('sent')} messages at 500/s between 50 pairs (logins included)"
-                if name == "w2" else f"{res.get('logins')} measured logins "
-                "(+100 warm-up), concurrency 4")
+        what = {"w2": f"{res.get('sent')} messages at 500/s between 50 pairs (logins "
+                      "included)",
+                "w3": f"{res.get('sent')} messages at 500/s to {W3_USERS} offline users "
+                      f"with push, {res.get('pushes')} pushes to the sink (logins "
+                      "included)",
+                "w4": f"{res.get('logins')} measured logins (+100 warm-up), "
+                      "concurrency 4"}[name]
         text += [f"## {name.upper()}: {what}", "", "Inclusive (a function and what it calls):",
                  "", "```", *incl, "```", "", "Exclusive (the function's own instructions):",
                  "", "```", *excl, "```", ""]
