@@ -115,3 +115,43 @@ class PushPersistTests(PushTestCase):
         bob.message(self.bare(acc), 'hello again', id_='da-1')
         bob.barrier()
         self.comp.expect_no_more(node, 0, SETTLE, 'publish to a registration of a deleted account')
+
+
+class PushStorageFailureTests(PushTestCase):
+    """The database refuses the write (another process holds its write lock
+    for longer than ternd's 5 s busy timeout): the enable answers
+    wait/internal-server-error, nothing of it is stored (neither the
+    registration nor the content options), and the next enable works."""
+
+    def test_enable_while_the_database_is_locked(self):
+        import sqlite3
+        acc = self.new_user('sf')
+        dev = self.peer(acc, 'dev')
+        node = self.new_node('sf')
+        options = ("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+                   "urn:xmpp:push:options</value></field><field var='include-message-count'>"
+                   "<value>0</value></field></x>")
+        db = sqlite3.connect(str(self.server.data_dir / 'tern.db'), timeout=1, isolation_level=None)
+        try:
+            db.execute('BEGIN IMMEDIATE')            # the write lock, held
+            r = self.enable(dev, None, raw_payload="<enable xmlns='urn:xmpp:push:0' jid='%s' node='%s'>%s</enable>"
+                            % (PUSH_JID, node, options))
+        finally:
+            db.execute('ROLLBACK')
+            db.close()
+        self.assertStanzaError(r, ('internal-server-error',), type_='wait', msg='enable with the database locked: ')
+        self.assertIn('storing a push registration of', self.server.log_text())
+        self.assertEqual(self.server.ternctl('push', 'list', acc[0]).stdout.strip(), '',
+                         'a failed enable left a registration')
+        dev.logout()
+        bob = self.peer(self.new_user('sfs'), 's')
+        bob.message(self.bare(acc), 'not registered', id_='sf-1')
+        bob.barrier()
+        self.comp.expect_no_more(node, 0, SETTLE, 'a publish for a registration whose enable failed')
+        # the database is free again: the same enable works, and the content
+        # options of the failed one were not kept (message-count is there)
+        dev = self.peer(acc, 'dev')
+        self.enable_ok(dev, node)
+        dev.logout()
+        bob.message(self.bare(acc), 'registered now', id_='sf-2')
+        self.assertNotification(self.comp.wait_publishes(node, 1)[0], node)
