@@ -18,8 +18,16 @@
  * becomes "xn--bcher-kva.example" through libidn2 (UTS #46 non-transitional
  * mapping, which also lower-cases), so that two spellings of one domain compare
  * equal byte for byte and the value can go straight into DNS and TLS checks.
+ *
+ * Those libraries cost microseconds per JID, and nearly every JID on the wire
+ * is plain ASCII, for which both reduce to a few table rules. So each part is
+ * first offered to an ASCII fast path that either decides exactly as the
+ * libraries would (tests/unit/xmpp/jid.c compares the two over every ASCII
+ * byte and thousands of random strings) or says it is unsure, and only then
+ * handed to libidn or libidn2.
  */
 #include "xmpp/jid.h"
+#include "xmpp/jid_internal.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -70,7 +78,7 @@ fail:
     return rc;
 }
 
-static int prep_local(const char *in, size_t len, char **out) {
+static int slow_local(const char *in, size_t len, char **out) {
     int rc = stringprep_part(in, len, "Nodeprep", out);
     if (rc)
         return rc;
@@ -83,7 +91,7 @@ static int prep_local(const char *in, size_t len, char **out) {
     return 0;
 }
 
-static int prep_resource(const char *in, size_t len, char **out) {
+static int slow_resource(const char *in, size_t len, char **out) {
     return stringprep_part(in, len, "Resourceprep", out);
 }
 
@@ -136,7 +144,7 @@ static int check_ascii_domain(const char *s) {
     }
 }
 
-static int prep_domain(const char *in, size_t len, char **out) {
+static int slow_domain(const char *in, size_t len, char **out) {
     char *raw = NULL;
     char *alabel = NULL;
     int rc = TERN_E_INVAL;
@@ -176,28 +184,191 @@ fail:
     return rc;
 }
 
+/* ---- ASCII fast path ------------------------------------------------------------- */
+
+/*
+ * A domain of at most 253 characters (without the trailing dot) fits the
+ * 255-octet wire form (RFC 1035 §3.1); libidn2 refuses longer ones, so the
+ * fast path leaves them to it.
+ */
+#define DOMAIN_MAX 253
+
+/* RFC 3454 C.2.1: the ASCII controls. NUL is one, and tern_utf8_check refuses it. */
+static int is_ascii_control(unsigned char c) {
+    return c < 0x20 || c == 0x7f;
+}
+
+/* RFC 3920 A.5 (Nodeprep's own table), kept by RFC 7622 §3.3.1. */
+static int is_node_forbidden(unsigned char c) {
+    switch (c) {
+    case '"':
+    case '&':
+    case '\'':
+    case '/':
+    case ':':
+    case '<':
+    case '>':
+    case '@': return 1;
+    default: return 0;
+    }
+}
+
+static int is_ascii_alnum(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* A NUL-terminated copy of len bytes of in, A-Z mapped to a-z. */
+static char *lower_dup(const char *in, size_t len) {
+    char *s = tern_malloc(len + 1);
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        s[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    s[len] = '\0';
+    return s;
+}
+
+/*
+ * Nodeprep (RFC 3920 Appendix A) of pure ASCII: table B.1 maps no ASCII
+ * character, B.2 maps A-Z to a-z, NFKC leaves ASCII alone and no ASCII character
+ * is RandALCat, so what is left to decide is the prohibited set: space (C.1.1),
+ * the controls (C.2.1) and A.5's " & ' / : < > @. One non-ASCII byte anywhere
+ * leaves the whole part to libidn, even after a prohibited character: NFKC
+ * composes "<" and a following U+0338 into U+226E, and the "<" is gone.
+ */
+static enum tern__jid_ascii ascii_local(const char *in, size_t len, char **out) {
+    int bad = len == 0 || len > TERN_JID_PART_MAX;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c >= 0x80)
+            return TERN__JID_ASCII_UNSURE;
+        if (is_ascii_control(c) || c == ' ' || is_node_forbidden(c))
+            bad = 1;
+    }
+    if (bad)
+        return TERN__JID_ASCII_BAD;
+    *out = lower_dup(in, len);
+    return TERN__JID_ASCII_OK;
+}
+
+/*
+ * Resourceprep (RFC 3920 Appendix B) of pure ASCII: it maps nothing (B.1 only,
+ * no case folding), and of ASCII prohibits only the controls (C.2.1); space is
+ * allowed. Non-ASCII goes to libidn for the reason given at ascii_local().
+ */
+static enum tern__jid_ascii ascii_resource(const char *in, size_t len, char **out) {
+    int bad = len == 0 || len > TERN_JID_PART_MAX;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c >= 0x80)
+            return TERN__JID_ASCII_UNSURE;
+        if (is_ascii_control(c))
+            bad = 1;
+    }
+    if (bad)
+        return TERN__JID_ASCII_BAD;
+    *out = tern_strndup(in, len);
+    return TERN__JID_ASCII_OK;
+}
+
+/*
+ * An LDH host name: labels of 1..63 letters, digits and '-', no '-' at either
+ * end of a label, no "--" in a label's third and fourth place (an "xn--"
+ * A-label, whose Punycode libidn2 checks, or a label UTS #46 CheckHyphens
+ * refuses), at most DOMAIN_MAX long after one trailing dot is dropped. For
+ * these UTS #46 only lower-cases, libidn2 copies ASCII labels through and
+ * check_ascii_domain() accepts (dotted-quad IPv4 literals included), so the
+ * result is the input lower-cased. Anything else (IPv6 literals, '_', A-labels,
+ * names to refuse) is left to slow_domain().
+ */
+static enum tern__jid_ascii ascii_domain(const char *in, size_t len, char **out) {
+    /* RFC 7622 §3.2: one trailing dot is not part of the domain. */
+    if (len > 0 && in[len - 1] == '.')
+        len--;
+    if (len == 0 || len > DOMAIN_MAX)
+        return TERN__JID_ASCII_UNSURE;
+
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char c = i < len ? (unsigned char)in[i] : '.';
+        if (c == '.') {
+            if (label == 0 || label > LABEL_MAX || in[i - 1] == '-')
+                return TERN__JID_ASCII_UNSURE;
+            label = 0;
+            continue;
+        }
+        if (c == '-') {
+            if (label == 0 || (label == 3 && in[i - 1] == '-'))
+                return TERN__JID_ASCII_UNSURE;
+        } else if (!is_ascii_alnum(c)) {
+            return TERN__JID_ASCII_UNSURE;
+        }
+        label++;
+    }
+    *out = lower_dup(in, len);
+    return TERN__JID_ASCII_OK;
+}
+
+enum tern__jid_ascii tern__jid_prep_ascii(enum tern__jid_part part, const char *in, size_t len,
+                                          char **out) {
+    *out = NULL;
+    switch (part) {
+    case TERN__JID_LOCAL: return ascii_local(in, len, out);
+    case TERN__JID_DOMAIN: return ascii_domain(in, len, out);
+    case TERN__JID_RESOURCE: return ascii_resource(in, len, out);
+    }
+    return TERN__JID_ASCII_UNSURE;
+}
+
+int tern__jid_prep_slow(enum tern__jid_part part, const char *in, size_t len, char **out) {
+    *out = NULL;
+    switch (part) {
+    case TERN__JID_LOCAL: return slow_local(in, len, out);
+    case TERN__JID_DOMAIN: return slow_domain(in, len, out);
+    case TERN__JID_RESOURCE: return slow_resource(in, len, out);
+    }
+    return TERN_E_INVAL;
+}
+
+/* The fast path when it is sure (and fast is set), libidn/libidn2 otherwise. */
+static int prep(enum tern__jid_part part, const char *in, size_t len, int fast, char **out) {
+    if (fast) {
+        switch (tern__jid_prep_ascii(part, in, len, out)) {
+        case TERN__JID_ASCII_OK: return 0;
+        case TERN__JID_ASCII_BAD: return TERN_E_INVAL;
+        case TERN__JID_ASCII_UNSURE: break;
+        }
+    }
+    return tern__jid_prep_slow(part, in, len, out);
+}
+
+/* ---- public interface ------------------------------------------------------------ */
+
 int tern_jid_prep_local(const char *in, char **out) {
     *out = NULL;
     if (!in)
         return TERN_E_INVAL;
-    return prep_local(in, strlen(in), out);
+    return prep(TERN__JID_LOCAL, in, strlen(in), 1, out);
 }
 
 int tern_jid_prep_resource(const char *in, char **out) {
     *out = NULL;
     if (!in)
         return TERN_E_INVAL;
-    return prep_resource(in, strlen(in), out);
+    return prep(TERN__JID_RESOURCE, in, strlen(in), 1, out);
 }
 
 int tern_jid_prep_domain(const char *in, char **out) {
     *out = NULL;
     if (!in)
         return TERN_E_INVAL;
-    return prep_domain(in, strlen(in), out);
+    return prep(TERN__JID_DOMAIN, in, strlen(in), 1, out);
 }
 
-int tern_jid_parse(struct tern_jid *jid, const char *s) {
+/* tern_jid_parse(), with or without the ASCII fast path. */
+static int parse(struct tern_jid *jid, const char *s, int fast) {
     int rc = TERN_E_INVAL;
 
     jid->local = NULL;
@@ -219,15 +390,15 @@ int tern_jid_parse(struct tern_jid *jid, const char *s) {
     size_t dom_len = bare_len - (size_t)(dom - s);
 
     if (at) {
-        rc = prep_local(s, (size_t)(at - s), &jid->local);
+        rc = prep(TERN__JID_LOCAL, s, (size_t)(at - s), fast, &jid->local);
         if (rc)
             goto fail;
     }
-    rc = prep_domain(dom, dom_len, &jid->domain);
+    rc = prep(TERN__JID_DOMAIN, dom, dom_len, fast, &jid->domain);
     if (rc)
         goto fail;
     if (slash) {
-        rc = prep_resource(slash + 1, len - bare_len - 1, &jid->resource);
+        rc = prep(TERN__JID_RESOURCE, slash + 1, len - bare_len - 1, fast, &jid->resource);
         if (rc)
             goto fail;
     }
@@ -236,6 +407,14 @@ int tern_jid_parse(struct tern_jid *jid, const char *s) {
 fail:
     tern_jid_free(jid);
     return rc;
+}
+
+int tern_jid_parse(struct tern_jid *jid, const char *s) {
+    return parse(jid, s, 1);
+}
+
+int tern__jid_parse_slow(struct tern_jid *jid, const char *s) {
+    return parse(jid, s, 0);
 }
 
 void tern_jid_free(struct tern_jid *jid) {
