@@ -123,6 +123,22 @@ static const struct migration migrations[] = {
         "CREATE TRIGGER push_options_last AFTER DELETE ON push_registrations"
         " WHEN NOT EXISTS (SELECT 1 FROM push_registrations WHERE username = OLD.username)"
         " BEGIN DELETE FROM push_options WHERE username = OLD.username; END;"},
+    /*
+     * How many offline messages each user holds, kept by triggers, so that
+     * the quota check of every insert and the message-count of every push
+     * are one key lookup instead of a count over the user's messages.
+     */
+    {5, "CREATE TABLE offline_counts ("
+        " username TEXT PRIMARY KEY REFERENCES accounts (username) ON DELETE CASCADE,"
+        " n INTEGER NOT NULL"
+        ") WITHOUT ROWID;"
+        "INSERT INTO offline_counts (username, n)"
+        " SELECT username, COUNT(*) FROM offline_messages GROUP BY username;"
+        "CREATE TRIGGER offline_counts_insert AFTER INSERT ON offline_messages BEGIN"
+        " INSERT INTO offline_counts (username, n) VALUES (NEW.username, 1)"
+        " ON CONFLICT (username) DO UPDATE SET n = n + 1; END;"
+        "CREATE TRIGGER offline_counts_delete AFTER DELETE ON offline_messages BEGIN"
+        " UPDATE offline_counts SET n = n - 1 WHERE username = OLD.username; END;"},
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == TERN__SQLITE_SCHEMA_VERSION,
@@ -233,11 +249,11 @@ static const char *const stmt_sql[ST_COUNT] = {
      * read that must later upgrade to a write lock. ?4 <= 0: no quota. */
     [ST_OFF_INSERT] = "INSERT INTO offline_messages (username, stamp, xml) SELECT ?1, ?2, ?3"
                       " WHERE ?4 <= 0"
-                      " OR (SELECT COUNT(*) FROM offline_messages WHERE username = ?1) < ?4",
+                      " OR COALESCE((SELECT n FROM offline_counts WHERE username = ?1), 0) < ?4",
     [ST_OFF_SELECT] = "SELECT id, stamp, xml FROM offline_messages WHERE username = ?1"
                       " ORDER BY id",
     [ST_OFF_DELETE] = "DELETE FROM offline_messages WHERE username = ?1 AND id <= ?2",
-    [ST_OFF_COUNT] = "SELECT COUNT(*) FROM offline_messages WHERE username = ?1",
+    [ST_OFF_COUNT] = "SELECT COALESCE((SELECT n FROM offline_counts WHERE username = ?1), 0)",
     /* An upsert keeps the row's id; created_at moves, so a re-enabled
      * registration counts as the newest. */
     [ST_PUSH_UPSERT] = "INSERT INTO push_registrations (username, jid, node, options, resource,"

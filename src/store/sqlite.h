@@ -7,7 +7,7 @@
 struct tern_store_backend;
 
 /** Schema version this code creates and understands (the highest migration). */
-#define TERN__SQLITE_SCHEMA_VERSION 4
+#define TERN__SQLITE_SCHEMA_VERSION 5
 
 /**
  * Open (creating if needed) the database file at path, after creating

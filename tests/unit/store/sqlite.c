@@ -492,7 +492,8 @@ static void test_migrate_from_v3(void **state) {
     assert_int_equal(test_add_account(b, "n"), 0);
     tern_store_backend_close(&b);
     raw_exec(path, "DROP TRIGGER push_options_last; DROP TABLE push_options;"
-                   "DELETE FROM schema_version WHERE version = 4;"
+                   "DROP TRIGGER offline_counts_insert; DROP TRIGGER offline_counts_delete;"
+                   "DROP TABLE offline_counts; DELETE FROM schema_version WHERE version >= 4;"
                    "INSERT INTO push_registrations (username, jid, node, flags, created_at)"
                    " VALUES ('a', 'p', '1', 1, 1), ('a', 'p', '2', 6, 2),"
                    " ('z', 'p', '1', 0, 1), ('n', 'p', '1', 4, 1);");
@@ -509,6 +510,46 @@ static void test_migrate_from_v3(void **state) {
     assert_int_equal(
         raw_int(path, "SELECT COUNT(*) FROM push_registrations WHERE (flags & 3) <> 0"), 0);
     assert_int_equal(raw_int(path, "SELECT COUNT(*) FROM push_registrations WHERE flags = 4"), 2);
+    tern_store_backend_close(&b);
+    free(path);
+}
+
+/*
+ * Schema 5 keeps each user's offline message count in offline_counts
+ * (triggers). A file of schema 4 gets the counts of the messages it holds,
+ * and from then on inserts, deletes and account deletion keep them.
+ */
+static void test_migrate_from_v4(void **state) {
+    struct fixture *fx = *state;
+    char *path = test_path(fx->dir, "v4.db");
+    struct tern_store_backend *b = test_backend_open(fx->dir, path);
+    assert_non_null(b);
+    assert_int_equal(test_add_account(b, "a"), 0);
+    assert_int_equal(test_add_account(b, "z"), 0);
+    tern_store_backend_close(&b);
+    raw_exec(path, "DROP TRIGGER offline_counts_insert; DROP TRIGGER offline_counts_delete;"
+                   "DROP TABLE offline_counts; DELETE FROM schema_version WHERE version = 5;"
+                   "INSERT INTO offline_messages (username, stamp, xml)"
+                   " VALUES ('a', 1, '<m/>'), ('a', 2, '<m/>'), ('a', 3, '<m/>');");
+
+    b = test_backend_open(fx->dir, path);
+    assert_non_null(b);
+    size_t n = 99;
+    assert_int_equal(b->ops->offline_count(b, "a", &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(b->ops->offline_count(b, "z", &n), 0);
+    assert_int_equal(n, 0);
+    int64_t id = 0;
+    assert_int_equal(b->ops->offline_put(b, "a", "<m/>", 4, 4, 4, &id), 0);
+    assert_int_equal(b->ops->offline_put(b, "a", "<m/>", 4, 5, 4, &id), TERN_E_LIMIT);
+    assert_int_equal(b->ops->offline_del(b, "a", id - 1), 0);
+    assert_int_equal(b->ops->offline_count(b, "a", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(b->ops->account_delete(b, "a"), 0);
+    assert_int_equal(raw_int(path, "SELECT COUNT(*) FROM offline_counts"), 0);
+    assert_int_equal(test_add_account(b, "a"), 0);
+    assert_int_equal(b->ops->offline_count(b, "a", &n), 0);
+    assert_int_equal(n, 0);
     tern_store_backend_close(&b);
     free(path);
 }
@@ -593,6 +634,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_creates_data_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     };
