@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/ctl.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -25,14 +26,20 @@
 #include "xmpp/jid.h"
 #include "xmpp/scram.h"
 
-#define EXIT_FAIL    1    /* the command could not be done */
-#define EXIT_USAGE   2    /* bad arguments */
-#define PASSWORD_MAX 1024 /* buffer for one password line, NUL included */
+#define EXIT_FAIL    TERN__CTL_EXIT_FAIL
+#define EXIT_USAGE   TERN__CTL_EXIT_USAGE
+#define PASSWORD_BUF (TERN__CTL_PASSWORD_MAX + 1) /* one password line, NUL included */
 
 static const char usage_text[] =
     "usage: ternctl [-c FILE] COMMAND [USER]\n"
     "\n"
     "  ternctl [-c FILE] adduser USER    create USER; password read from stdin\n"
+    "  ternctl [-c FILE] import [--skip-existing] [ACCOUNTS]\n"
+    "                                    create every account listed in the file ACCOUNTS\n"
+    "                                    (none or -: stdin), one 'USER PASSWORD' a line\n"
+    "                                    (TAB or space between), all or none;\n"
+    "                                    --skip-existing leaves existing accounts alone\n"
+    "                                    instead of failing\n"
     "  ternctl [-c FILE] passwd USER     change USER's password; read from stdin\n"
     "  ternctl [-c FILE] deluser USER    delete USER\n"
     "  ternctl [-c FILE] listusers       print every user's bare JID, sorted\n"
@@ -48,7 +55,8 @@ static const char usage_text[] =
     "            (alice@localhost)\n"
     "\n"
     "The password is one line on stdin; on a terminal it is asked twice without\n"
-    "echo. Exit status: 0 done, 1 failed, 2 bad arguments.\n";
+    "echo. import: see docs/ternctl.md for the format. Exit status: 0 done,\n"
+    "1 failed, 2 bad arguments.\n";
 
 /* ---- reading a password ------------------------------------------------------ */
 
@@ -118,16 +126,17 @@ static int read_line_noecho(const char *prompt, char *buf, size_t size) {
 }
 
 /*
- * Get the new password into pw (PASSWORD_MAX bytes). Prints why and returns
- * -1 on failure. The caller wipes pw whatever the result.
+ * Get the new password into pw (PASSWORD_BUF bytes) and check it against
+ * the rules every password meets (tern__ctl_check_password). Prints why and
+ * returns -1 on failure. The caller wipes pw whatever the result.
  */
 static int get_password(const char *jid, char *pw) {
     int n;
     if (isatty(STDIN_FILENO)) {
-        char again[PASSWORD_MAX];
+        char again[PASSWORD_BUF];
         char prompt[TERN_JID_PART_MAX * 2 + 64];
         snprintf(prompt, sizeof prompt, "New password for %s: ", jid);
-        n = read_line_noecho(prompt, pw, PASSWORD_MAX);
+        n = read_line_noecho(prompt, pw, PASSWORD_BUF);
         if (n >= 0) {
             int m = read_line_noecho("Repeat the password: ", again, sizeof again);
             if (m >= 0 && (m != n || memcmp(pw, again, (size_t)n) != 0)) {
@@ -139,19 +148,19 @@ static int get_password(const char *jid, char *pw) {
         }
         tern_memzero(again, sizeof again);
     } else {
-        n = read_line(STDIN_FILENO, pw, PASSWORD_MAX);
+        n = read_line(STDIN_FILENO, pw, PASSWORD_BUF);
     }
     switch (n) {
     case -1: fprintf(stderr, "ternctl: no password given on stdin\n"); return -1;
     case -2:
-        fprintf(stderr, "ternctl: password too long (at most %d bytes)\n", PASSWORD_MAX - 1);
+        fprintf(stderr, "ternctl: password too long (at most %d bytes)\n", TERN__CTL_PASSWORD_MAX);
         return -1;
     case -3: fprintf(stderr, "ternctl: cannot read the password: %s\n", strerror(errno)); return -1;
     case -4: return -1;
-    case 0: fprintf(stderr, "ternctl: empty password refused\n"); return -1;
     }
-    if (strlen(pw) != (size_t)n) {
-        fprintf(stderr, "ternctl: password refused: it contains a NUL byte\n");
+    char why[200];
+    if (tern__ctl_check_password(pw, (size_t)n, why, sizeof why) < 0) {
+        fprintf(stderr, "ternctl: %s\n", why);
         return -1;
     }
     return 0;
@@ -162,14 +171,15 @@ static int get_password(const char *jid, char *pw) {
  * here; only the derived keys leave this function.
  */
 static int make_creds(const char *jid, int iterations, struct tern_scram_creds *creds) {
-    char pw[PASSWORD_MAX];
+    char pw[PASSWORD_BUF];
     int ret = -1;
 
     if (get_password(jid, pw) < 0)
         goto fail;
-    if (tern_scram_creds_make(creds, pw, iterations) < 0) {
-        fprintf(stderr, "ternctl: password refused: it contains characters that SASLprep "
-                        "(RFC 4013) does not allow\n");
+    /* get_password() checked it, so only an internal error is left. */
+    int rc = tern_scram_creds_make(creds, pw, iterations);
+    if (rc < 0) {
+        fprintf(stderr, "ternctl: cannot derive the SCRAM keys: %s\n", tern_strerror(rc));
         goto fail;
     }
     ret = 0;
@@ -185,43 +195,11 @@ fail:
  * after printing why it is not a user of this server.
  */
 static char *user_from_arg(const char *arg, const struct tern_config *cfg) {
-    const char *at = strchr(arg, '@');
-    char *local = at ? tern_strndup(arg, (size_t)(at - arg)) : tern_strdup(arg);
-    char *domain = NULL;
-    char *user = NULL;
-
-    if (at) {
-        if (strchr(at + 1, '/')) {
-            fprintf(stderr, "ternctl: %s: give a localpart or a bare JID (no resource)\n", arg);
-            goto fail;
-        }
-        if (tern_jid_prep_domain(at + 1, &domain) < 0 || strcmp(domain, cfg->domain) != 0) {
-            fprintf(stderr, "ternctl: %s: not a user of this server (domain is %s)\n", arg,
-                    cfg->domain);
-            goto fail;
-        }
-    }
-    if (tern_jid_prep_local(local, &user) < 0) {
-        user = NULL;
-        fprintf(stderr,
-                "ternctl: '%s': not a valid username (it must be a JID localpart, RFC 7622: "
-                "not empty, at most %d bytes, none of the characters \"&'/:<>@ or spaces)\n",
-                local, TERN_JID_PART_MAX);
-        goto fail;
-    }
-fail:
-    free(local);
-    free(domain);
+    char why[TERN_JID_PART_MAX + 300];
+    char *user;
+    if (tern__ctl_prep_user(arg, cfg, &user, why, sizeof why) < 0)
+        fprintf(stderr, "ternctl: %s\n", why);
     return user;
-}
-
-/* Explain a store error that is not the expected "exists"/"not found". */
-static void print_store_error(const char *what, int rc) {
-    if (rc == TERN_E_BUSY)
-        fprintf(stderr, "ternctl: %s: the database is locked by another process; try again\n",
-                what);
-    else
-        fprintf(stderr, "ternctl: %s: %s\n", what, tern_strerror(rc));
 }
 
 static int cmd_adduser(struct tern_store_backend *b, const struct tern_config *cfg,
@@ -236,7 +214,7 @@ static int cmd_adduser(struct tern_store_backend *b, const struct tern_config *c
         goto fail;
     }
     if (rc != TERN_E_NOTFOUND) {
-        print_store_error(jid, rc);
+        tern__ctl_store_error(jid, rc);
         goto fail;
     }
     if (make_creds(jid, cfg->scram_iterations, &creds) < 0)
@@ -247,7 +225,7 @@ static int cmd_adduser(struct tern_store_backend *b, const struct tern_config *c
         goto fail;
     }
     if (rc < 0) {
-        print_store_error(jid, rc);
+        tern__ctl_store_error(jid, rc);
         goto fail;
     }
     printf("ternctl: user %s created\n", jid);
@@ -275,7 +253,7 @@ static int cmd_passwd(struct tern_store_backend *b, const struct tern_config *cf
         goto fail;
     }
     if (rc < 0) {
-        print_store_error(jid, rc);
+        tern__ctl_store_error(jid, rc);
         goto fail;
     }
     printf("ternctl: password changed for %s\n", jid);
@@ -362,7 +340,7 @@ static int cmd_deluser(struct tern_store_backend *b, const struct tern_config *c
         return EXIT_FAIL;
     }
     if (rc < 0) {
-        print_store_error(jid, rc);
+        tern__ctl_store_error(jid, rc);
         return EXIT_FAIL;
     }
     printf("ternctl: user %s deleted\n", jid);
@@ -374,7 +352,7 @@ static int cmd_listusers(struct tern_store_backend *b, const struct tern_config 
     size_t n = 0;
     int rc = b->ops->account_list(b, &users, &n);
     if (rc < 0) {
-        print_store_error("listusers", rc);
+        tern__ctl_store_error("listusers", rc);
         return EXIT_FAIL;
     }
     for (size_t i = 0; i < n; i++)
@@ -393,7 +371,7 @@ static int need_account(struct tern_store_backend *b, const char *user, const ch
     if (rc == TERN_E_NOTFOUND)
         fprintf(stderr, "ternctl: no such user: %s\n", jid);
     else if (rc < 0)
-        print_store_error(jid, rc);
+        tern__ctl_store_error(jid, rc);
     return rc;
 }
 
@@ -404,7 +382,7 @@ static int cmd_push_list(struct tern_store_backend *b, const char *user, const c
         return EXIT_FAIL;
     int rc = b->ops->push_get(b, user, &regs, &n);
     if (rc < 0) {
-        print_store_error(jid, rc);
+        tern__ctl_store_error(jid, rc);
         return EXIT_FAIL;
     }
     for (size_t i = 0; i < n; i++) {
@@ -439,7 +417,7 @@ static int cmd_push_remove(struct tern_store_backend *b, const char *user, const
         goto fail;
     int rc = b->ops->push_del(b, user, prepared, node, &removed);
     if (rc < 0) {
-        print_store_error(jid, rc);
+        tern__ctl_store_error(jid, rc);
         goto fail;
     }
     printf("ternctl: removed %zu push registration%s of %s\n", removed, removed == 1 ? "" : "s",
@@ -502,11 +480,35 @@ int main(int argc, char **argv) {
         optind++;
         nargs--;
     }
+    int import = strcmp(cmd, "import") == 0;
+    const char *import_path = NULL;
+    int skip_existing = 0;
+    if (import) {
+        /* import [--skip-existing] [--] [ACCOUNTS]; "-" (or none) is stdin. */
+        int opts_done = 0;
+        for (int i = optind + 1; i < argc; i++) {
+            const char *a = argv[i];
+            if (!opts_done && strcmp(a, "--skip-existing") == 0)
+                skip_existing = 1;
+            else if (!opts_done && strcmp(a, "--") == 0)
+                opts_done = 1;
+            else if (!opts_done && a[0] == '-' && a[1] != '\0')
+                return usage_error("unknown import option ", a);
+            else if (import_path)
+                return usage_error("import reads one ACCOUNTS file; extra argument ", a);
+            else
+                import_path = a;
+        }
+        if ((!import_path || strcmp(import_path, "-") == 0) && isatty(STDIN_FILENO))
+            return usage_error("import: give the ACCOUNTS file, or pipe it to stdin (passwords "
+                               "typed on a terminal would show)",
+                               NULL);
+    }
     int wants_user = push_cmd || strcmp(cmd, "adduser") == 0 || strcmp(cmd, "passwd") == 0 ||
                      strcmp(cmd, "deluser") == 0;
-    if (!wants_user && strcmp(cmd, "listusers") != 0)
+    if (!wants_user && !import && strcmp(cmd, "listusers") != 0)
         return usage_error("unknown command ", cmd);
-    if (!push_cmd && nargs != (wants_user ? 1 : 0))
+    if (!push_cmd && !import && nargs != (wants_user ? 1 : 0))
         return usage_error(wants_user ? "expected one USER after " : "no argument expected after ",
                            cmd);
 
@@ -551,6 +553,8 @@ int main(int argc, char **argv) {
         ret = cmd_passwd(backend, &cfg, user, jid);
     else if (strcmp(cmd, "deluser") == 0)
         ret = cmd_deluser(backend, &cfg, user, jid);
+    else if (import)
+        ret = tern__ctl_import(backend, &cfg, import_path, skip_existing);
     else
         ret = cmd_listusers(backend, &cfg);
 

@@ -13,7 +13,8 @@ def out(r):
     return (r.stdout or '') + (r.stderr or '')
 
 
-class TernctlTests(TernTestCase):
+class CtlTestCase(TernTestCase):
+    """Helpers for the ternctl tests (no tests of its own)."""
     users = {'alice': 'alice-Secret-1'}
     # deliberate wrong-password logins below: keep the auth ban out of the way
     server_config = {'auth': {'max_failures': 1000}}
@@ -34,6 +35,9 @@ class TernctlTests(TernTestCase):
                          % (r.returncode, code, out(r)))
         if pattern:
             self.assertRegex(out(r), pattern)
+
+
+class TernctlTests(CtlTestCase):
 
     def test_server_is_running(self):
         # every ternctl test here runs against a live ternd
@@ -120,6 +124,179 @@ class TernctlTests(TernTestCase):
         r = self.server.ternctl(config=False)
         self.assertEqual(r.returncode, 2, out(r))
         self.assertRegex(r.stderr, r'(?i)usage')
+
+
+IMPORTED = r'ternctl: imported %d accounts? \(%d skipped\) in \d+\.\d s'
+
+
+class TernctlImportTests(CtlTestCase):
+    """ternctl import while ternd runs (the offline case is below)."""
+
+    def names(self, *bases):
+        """Fresh usernames for this test: alpha -> alpha17 ..."""
+        n = next(self._user_counter)
+        return ['%s%d' % (b, n) for b in bases]
+
+    def write(self, data):
+        """Write an import file (str or bytes) into the server's dir; returns its path."""
+        p = self.server.tmpdir / ('accounts-%d.txt' % next(self._user_counter))
+        p.write_bytes(data.encode() if isinstance(data, str) else data)
+        return p
+
+    def listed(self):
+        r = self.ctl('listusers')
+        self.assertCtl(r, 0)
+        return set(r.stdout.splitlines())
+
+    def assertNoPasswords(self, r, *passwords):
+        for pw in passwords:
+            self.assertNotIn(pw, out(r), 'a password was printed')
+
+    def test_import_then_login(self):
+        a, b, c, d = self.names('imp', 'tab', 'jid', 'crlf')
+        pw = {a: 'with two spaces ', b: 'tab-pw', c: 'jid-pw', d: 'crlf-pw'}
+        # ZOË is prepared as a localpart (RFC 7622): lower case, so "zoë"
+        zoe, zoe_pw = 'ZOË' + a[3:], 'zoë-pw'
+        p = self.write('# accounts moved from the old server\n'
+                       '\n'
+                       '%s %s\n'
+                       '%s\t%s\n'
+                       '   \n'
+                       '%s@localhost %s\n'
+                       '%s %s\r\n'
+                       '# the end\n'
+                       '%s %s' % (a, pw[a], b, pw[b], c, pw[c], d, pw[d], zoe, zoe_pw))
+        r = self.ctl('import', p)
+        self.assertCtl(r, 0, IMPORTED % (5, 0))
+        self.assertNoPasswords(r, *pw.values(), zoe_pw)
+        users = self.listed()
+        for u in (a, b, c, d, zoe.lower()):
+            self.assertIn(u + '@localhost', users)
+        self.assertNotIn(zoe + '@localhost', users)
+        # the space inside the password and the trailing one are part of it
+        rs = self.raw()
+        self.assertEqual(rs.login(a, pw[a], resource='r'), '%s@localhost/r' % a)
+        self.assertEqual(self.plain(a, 'with two spaces'), 'not-authorized')
+        rs = self.raw()
+        self.assertEqual(rs.login(zoe.lower(), zoe_pw, mech='SCRAM-SHA-1', resource='r'),
+                         '%s@localhost/r' % zoe.lower())
+        for u in (b, c, d):
+            self.assertEqual(self.plain(u, pw[u]), 'success', u)
+
+    def test_bad_lines_reported_with_line_numbers_none_created(self):
+        good, other = self.names('good', 'other')
+        p = self.write('%s good-secret-1\n'        # 1 fine
+                       'nopassword\n'              # 2
+                       'bad/name secret-2\n'       # 3
+                       '%s \n'                     # 4 empty password
+                       '# comment\n'               # 5
+                       '\tsecret-3\n'              # 6 no username
+                       '%s@example.org secret-4\n'  # 7 other domain
+                       '%s ctl\x01secret-5\n'      # 8 SASLprep refuses a control character
+                       '%s  secret-6\n'             # 9 two spaces: the password would start with one
+                       % (good, other, other, other, other))
+        r = self.ctl('import', p)
+        self.assertCtl(r, 1)
+        self.assertEqual(r.stdout, '')
+        lines = r.stderr.splitlines()
+        expect = [
+            (2, r'no password'),
+            (3, r"'bad/name': not a valid username"),
+            (4, r'empty password refused'),
+            (6, r'no username'),
+            (7, r'%s@example.org: not a user of this server' % other),
+            (8, r'password refused: .*SASLprep'),
+            (9, r'the password starts with a space: put exactly one TAB or space'),
+        ]
+        self.assertEqual(len(lines), len(expect) + 1, r.stderr)
+        for line, (n, pattern) in zip(lines, expect):
+            self.assertRegex(line, r'^%s:%d: %s' % (re.escape(str(p)), n, pattern))
+        self.assertEqual(lines[-1], 'ternctl: 7 bad lines in %s; no account imported' % p)
+        self.assertNoPasswords(r, *('good-secret-1', 'secret-2', 'secret-3', 'secret-4',
+                                    'secret-5', 'secret-6'))
+        # all or nothing: the good line was not imported either
+        self.assertNotIn(good + '@localhost', self.listed())
+
+    def test_duplicate_in_file(self):
+        dup, fine = self.names('dup', 'fine')
+        p = self.write('%s pw-1\n%s pw-2\n%s pw-3\n%s@LOCALHOST pw-4\n'
+                       % (dup, fine, dup.upper(), dup))
+        r = self.ctl('import', p)
+        self.assertCtl(r, 1)
+        self.assertEqual(r.stderr.splitlines(), [
+            '%s:3: user %s@localhost is already on line 1' % (p, dup),
+            '%s:4: user %s@localhost is already on line 1' % (p, dup),
+            'ternctl: 2 bad lines in %s; no account imported' % p,
+        ])
+        users = self.listed()
+        self.assertNotIn(dup + '@localhost', users)
+        self.assertNotIn(fine + '@localhost', users)
+
+    def test_existing_account(self):
+        (new,) = self.names('new')
+        p = self.write('%s new-pw\nalice hijack\n' % new)
+        r = self.ctl('import', p)
+        self.assertCtl(r, 1)
+        self.assertEqual(r.stderr.splitlines(), [
+            '%s:2: user alice@localhost already exists' % p,
+            'ternctl: 1 bad line in %s; no account imported' % p,
+        ])
+        self.assertNotIn(new + '@localhost', self.listed())
+        self.assertEqual(self.plain('alice', 'alice-Secret-1'), 'success')
+
+        # --skip-existing: alice is left alone, the new account is created
+        r = self.ctl('import', '--skip-existing', p)
+        self.assertCtl(r, 0, IMPORTED % (1, 1))
+        self.assertEqual(self.plain('alice', 'alice-Secret-1'), 'success')
+        self.assertEqual(self.plain('alice', 'hijack'), 'not-authorized')
+        self.assertEqual(self.plain(new, 'new-pw'), 'success')
+        # run again: everything is there already
+        r = self.ctl('import', '--skip-existing', p)
+        self.assertCtl(r, 0, IMPORTED % (0, 2))
+
+    def test_stdin(self):
+        a, b = self.names('in', 'dash')
+        r = self.ctl('import', input='%s stdin-pw\n' % a)
+        self.assertCtl(r, 0, IMPORTED % (1, 0))
+        r = self.ctl('import', '-', input='# via -\n%s dash-pw\n' % b)
+        self.assertCtl(r, 0, IMPORTED % (1, 0))
+        self.assertEqual(self.plain(a, 'stdin-pw'), 'success')
+        self.assertEqual(self.plain(b, 'dash-pw'), 'success')
+        # problems on stdin are named so
+        r = self.ctl('import', input='# x\n%s again\n' % a)
+        self.assertCtl(r, 1)
+        self.assertIn('stdin:2: user %s@localhost already exists' % a, r.stderr)
+
+    def test_only_comments_and_blank_lines(self):
+        r = self.ctl('import', self.write('# nothing yet\n\n \t \n#alice x\n'))
+        self.assertCtl(r, 0, IMPORTED % (0, 0))
+        r = self.ctl('import', self.write(''))
+        self.assertCtl(r, 0, IMPORTED % (0, 0))
+
+    def test_usage_and_file_errors(self):
+        p = self.write('')
+        for args in (('import', p, p), ('import', '--update', p), ('import', '-x')):
+            with self.subTest(args=args):
+                r = self.ctl(*args)
+                self.assertEqual(r.returncode, 2, out(r))
+                self.assertRegex(r.stderr, r'(?i)usage')
+        missing = self.server.tmpdir / 'no-such-file.txt'
+        r = self.ctl('import', missing)
+        self.assertCtl(r, 1, r'ternctl: %s: No such file or directory' % re.escape(str(missing)))
+
+
+class TernctlImportOfflineTests(CtlTestCase):
+    """ternctl import with ternd stopped; the server then uses the accounts."""
+    users = {}
+
+    def test_import_without_server(self):
+        self.assertEqual(self.server.stop(), 0)
+        r = self.ctl('import', input='off1 offline-pw-1\noff2 offline pw 2\n')
+        self.assertCtl(r, 0, IMPORTED % (2, 0))
+        self.server.restart()
+        rs = self.raw()
+        self.assertEqual(rs.login('off2', 'offline pw 2', resource='r'), 'off2@localhost/r')
+        self.assertEqual(self.plain('off1', 'offline-pw-1'), 'success')
 
 
 class CheckConfigTests(unittest.TestCase):
