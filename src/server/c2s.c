@@ -37,6 +37,8 @@
 #define MAX_QUEUED (8u << 20)
 /* How long a closing connection may take to drain its output. */
 #define CLOSE_GRACE_MS 5000
+/* How soon after a read a parser still holding expat is trimmed. */
+#define TRIM_MS 5000
 
 static void on_stream_open(void *ud, const struct tern_xml *header, const char *content_ns);
 static void on_stanza(void *ud, struct tern_xml *el);
@@ -668,6 +670,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     buf->len = TERN_SHARD_READBUF;
 }
 
+/* Between stanzas an authenticated stream gives back its expat parser
+ * (~11 KiB; parser.h): at the end of its first few reads with stanzas, later
+ * when this timer fires. */
+static void on_trim(uv_timer_t *t) {
+    struct tern_c2s *c = t->data;
+    if (!c->closing && c->parser)
+        tern_xml_parser_trim(c->parser);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     struct tern_c2s *c = stream->data;
     if (nread == 0)
@@ -701,6 +712,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     }
     c->in_read = 0;
     flush_now(c);
+    /* After authentication the timer is free until the close deadline (or
+     * transport_lost_later()) takes it. */
+    if (c->authenticated && c->parser && !c->closing && !c->transport_gone &&
+        tern_xml_parser_idle(c->parser) != 0 && !uv_is_active((uv_handle_t *)&c->timer))
+        uv_timer_start(&c->timer, on_trim, TRIM_MS, 0);
 }
 
 static void on_preauth_timeout(uv_timer_t *t) {

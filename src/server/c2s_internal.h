@@ -67,8 +67,8 @@ enum tern_sasl_state {
 };
 
 struct tern_c2s {
-    uv_tcp_t tcp;                 /* the socket; tcp.data points back here */
-    uv_timer_t timer;             /* pre-auth timeout, then close deadline */
+    uv_tcp_t tcp;     /* the socket; tcp.data points back here */
+    uv_timer_t timer; /* pre-auth timeout; after auth the parser trim (5 s); the close deadline */
     struct tern_shard *shard;     /* owning shard */
     struct tern_c2s *prev, *next; /* shard's connection list */
     int refs;                     /* handles open + async operations pending; freed at 0 */

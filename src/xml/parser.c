@@ -21,6 +21,31 @@
  *   rescan. Nothing that could complete an event is ever held, so delivery
  *   is never delayed.
  *
+ * - Releasing expat between stanzas. An idle stream would otherwise keep
+ *   about 11 KiB of expat state (hash tables, buffers, tag stack) for nothing:
+ *   between stanzas the only context a stream has is its open root element
+ *   and the namespaces declared on it. So tern_xml_parser_trim() frees the
+ *   expat parser when the stream is between stanzas and expat has turned
+ *   every byte it was given into events, and the next feed creates a new one
+ *   and first gives it `replay`, a start tag with the header's name and
+ *   namespace declarations only, built when the header was read. Its start
+ *   event is swallowed (stream_open does not fire again) and its bytes are no
+ *   part of the stream's offsets: xp_base and xp_skip map expat's byte index
+ *   back to stream offsets. The new parser is in the same state as the old
+ *   one, so what follows (stanzas, </stream:stream>, any error) is reported
+ *   the same; only expat's line and column numbers differ, and none are used.
+ *   Expat is also created lazily: no bytes yet, no expat.
+ *   Creating expat and replaying costs about as much as parsing three small
+ *   stanzas, far too much to pay after every read of a busy stream. So
+ *   tern_xml_parser_idle(), meant for the end of every read, releases only
+ *   the first IDLE_EAGER times on a stream, and not before its first stanza
+ *   (a header is always followed at once by stanzas): the start of a session
+ *   (bind, roster, presence, stream management) is a handful of reads and
+ *   then, for most clients, a long silence, and memory freed at once is
+ *   reused by the next logins. After that the caller's timer trims with
+ *   tern_xml_parser_trim(), which costs a busy stream one new expat per timer
+ *   period.
+ *
  * Choices where RFC 6120 leaves room:
  * - First element not in the streams namespace: invalid-namespace
  *   (§4.8.1, §4.9.3.10); in that namespace but not named "stream": bad-format.
@@ -86,9 +111,13 @@
 #define TREE_FACTOR 8
 /* ... plus this, so that node overhead does not dominate tiny limits. */
 #define TREE_FLOOR 16384
+/* Releases tern_xml_parser_idle() makes on one stream (see the top). */
+#define IDLE_EAGER 4
 
 struct tern_xml_parser {
-    XML_Parser xp;                 /* expat, recreated by reset */
+    XML_Parser xp;                 /* expat; NULL before the first byte and while trimmed */
+    uint64_t xp_base;              /* stream offset of the first byte xp got after replay */
+    XML_Index xp_skip;             /* bytes of replay xp got before that (0 or replay_len) */
     struct tern_xml_parser_cb cb;  /* callbacks (copied) */
     void *ud;                      /* callback argument */
     char *content_ns;              /* required default namespace of the stream */
@@ -104,7 +133,19 @@ struct tern_xml_parser {
     size_t acc;              /* bytes of local names, attributes and text in stanza */
     size_t cost;             /* estimated heap bytes of stanza's tree */
     struct tern_buf text;    /* character data not yet added to cur */
-    char *header_ns;         /* default namespace declared on the header, or NULL */
+    char *header_ns;         /* default namespace declared on the header (until it is read) */
+    int ended;               /* </stream:stream> was read */
+
+    /* Rebuilding the stream's context in a new expat (see the top). */
+    struct tern_buf decls; /* the header's namespace declarations, as attributes */
+    char *stream_prefix;   /* prefix bound to the streams namespace on the header */
+    int stream_binds;      /* declarations on the header binding the streams namespace */
+    int decls_lost;        /* a declaration did not fit in decls */
+    char *replay;          /* start tag recreating the header's context, or NULL */
+    size_t replay_len;     /* its length */
+    int replaying;         /* replay's start event is still to come: swallow it */
+    int eager;             /* releases tern_xml_parser_idle() may still make */
+    int delivered;         /* a stanza was delivered on this stream */
 
     struct tern_buf hold;       /* bytes of an open token withheld from expat */
     struct tern__xml_scan scan; /* where the markup is (scan.h) */
@@ -160,11 +201,23 @@ static enum tern_stream_error map_expat_error(enum XML_Error code) {
 
 /* ---- limits ---------------------------------------------------------- */
 
+/* Stream offset of expat's byte index idx (replayed bytes map to xp_base). */
+static uint64_t stream_offset(const struct tern_xml_parser *p, XML_Index idx) {
+    if (idx <= p->xp_skip)
+        return p->xp_base;
+    return p->xp_base + (uint64_t)(idx - p->xp_skip);
+}
+
+/* Stream offset of the event expat is reporting. */
+static uint64_t event_start(const struct tern_xml_parser *p) {
+    return stream_offset(p, XML_GetCurrentByteIndex(p->xp));
+}
+
 /* Offset just past the event expat is reporting; advances mark. */
 static uint64_t event_end(struct tern_xml_parser *p) {
     XML_Index idx = XML_GetCurrentByteIndex(p->xp);
     int count = XML_GetCurrentByteCount(p->xp);
-    uint64_t end = (uint64_t)(idx > 0 ? idx : 0) + (uint64_t)(count > 0 ? count : 0);
+    uint64_t end = stream_offset(p, (idx > 0 ? idx : 0) + (count > 0 ? count : 0));
     if (end > p->mark)
         p->mark = end;
     return end;
@@ -223,6 +276,10 @@ static void apply_limits(struct tern_xml_parser *p) {
         hold_max = big;
     p->hold.max = hold_max + 2 * PIECE;
     p->text.max = p->limits.max_stanza_size;
+    /* Escaping can make a declaration up to six times its input bytes; a
+     * header whose declarations do not fit is simply never trimmed. */
+    p->decls.max = p->limits.max_header_size < SIZE_MAX / 8 ? p->limits.max_header_size * 6 + 64
+                                                            : SIZE_MAX / 2;
 }
 
 /* ---- building trees -------------------------------------------------- */
@@ -307,6 +364,45 @@ static void flush_text(struct tern_xml_parser *p) {
 
 /* ---- expat handlers -------------------------------------------------- */
 
+/*
+ * The header was accepted: turn its declarations into replay, "<" qname
+ * decls ">". The header's own name is in the streams namespace through one
+ * of its declarations; if two bind that namespace, which prefix it used is
+ * unknown (expat reports URIs, not prefixes), so there is no replay and the
+ * stream keeps its expat parser.
+ */
+static void keep_context(struct tern_xml_parser *p) {
+    if (p->stream_binds == 1 && !p->decls_lost) {
+        const char *prefix = p->stream_prefix ? p->stream_prefix : "";
+        size_t plen = strlen(prefix);
+        /* "<" prefix ":" "stream" decls ">", exactly sized: it is kept for
+         * the life of the stream. */
+        size_t len = 1 + plen + (plen ? 1 : 0) + 6 + p->decls.len + 1;
+        char *r = tern_malloc(len + 1);
+        char *w = r;
+        *w++ = '<';
+        memcpy(w, prefix, plen);
+        w += plen;
+        if (plen)
+            *w++ = ':';
+        memcpy(w, "stream", 6);
+        w += 6;
+        if (p->decls.len)
+            memcpy(w, p->decls.data, p->decls.len);
+        w += p->decls.len;
+        *w++ = '>';
+        *w = '\0';
+        p->replay = r;
+        p->replay_len = len;
+    }
+    tern_buf_free(&p->decls);
+    free(p->stream_prefix);
+    p->stream_prefix = NULL;
+    /* Checked already; the stream keeps no more than it needs. */
+    free(p->header_ns);
+    p->header_ns = NULL;
+}
+
 static void on_header(struct tern_xml_parser *p, const char *name, const char **atts,
                       uint64_t end) {
     if (end > p->limits.max_header_size) {
@@ -324,31 +420,36 @@ static void on_header(struct tern_xml_parser *p, const char *name, const char **
         fail(p, TERN_SE_BAD_FORMAT, TERN_E_INVAL);
         return;
     }
-    const char *content_ns = p->header_ns ? p->header_ns : "";
-    if (strcmp(content_ns, p->content_ns) != 0) {
+    if (strcmp(p->header_ns ? p->header_ns : "", p->content_ns) != 0) {
         fail(p, TERN_SE_INVALID_NAMESPACE, TERN_E_INVAL);
         return;
     }
+    keep_context(p);
     struct tern_xml *header = element_for(name);
     add_attrs(header, atts);
     p->header_seen = 1;
     if (p->cb.stream_open)
-        p->cb.stream_open(p->ud, header, content_ns);
+        p->cb.stream_open(p->ud, header, p->content_ns);
     tern_xml_unref(&header);
 }
 
 static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts) {
     struct tern_xml_parser *p = ud;
+    if (p->replaying) {
+        /* The replayed header: the stream is open again, nothing to report. */
+        p->replaying = 0;
+        return;
+    }
     if (halted(p))
         return;
-    XML_Index idx = XML_GetCurrentByteIndex(p->xp);
+    uint64_t start = event_start(p);
     uint64_t end = event_end(p);
     if (!p->header_seen) {
         on_header(p, name, atts, end);
         return;
     }
     if (p->depth == 0)
-        p->stanza_start = (uint64_t)(idx > 0 ? idx : 0);
+        p->stanza_start = start;
     /* <xml:foo/>: legal XML, but no XMPP element lives there and the
      * serializer could not write it back as a default namespace. */
     if (strncmp(name, NS_XML NS_SEP_STR, strlen(NS_XML) + 1) == 0) {
@@ -385,6 +486,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
         return;
     uint64_t end = event_end(p);
     if (p->depth == 0) {
+        p->ended = 1;
         if (p->cb.stream_close)
             p->cb.stream_close(p->ud);
         return;
@@ -406,6 +508,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
     p->cur = NULL;
     p->acc = 0;
     p->cost = 0;
+    p->delivered = 1;
     if (p->cb.stanza)
         p->cb.stanza(p->ud, stanza);
     else
@@ -440,11 +543,25 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len) {
 
 static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri) {
     struct tern_xml_parser *p = ud;
-    if (halted(p) || p->header_seen || prefix)
+    if (halted(p) || p->header_seen)
         return;
     /* Declarations before the header is seen belong to the header. */
-    free(p->header_ns);
-    p->header_ns = tern_strdup(uri ? uri : "");
+    if (!uri)
+        uri = "";
+    if (!prefix) {
+        free(p->header_ns);
+        p->header_ns = tern_strdup(uri);
+    }
+    if (strcmp(uri, TERN_NS_STREAMS) == 0) {
+        p->stream_binds++;
+        free(p->stream_prefix);
+        p->stream_prefix = prefix ? tern_strdup(prefix) : NULL;
+    }
+    /* Kept for replay; past the ceiling the header cannot be replayed. */
+    if (tern_buf_adds(&p->decls, prefix ? " xmlns:" : " xmlns") ||
+        (prefix && tern_buf_adds(&p->decls, prefix)) || tern_buf_adds(&p->decls, "='") ||
+        tern_xml_escape(&p->decls, uri, strlen(uri)) || tern_buf_adds(&p->decls, "'"))
+        p->decls_lost = 1;
 }
 
 static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
@@ -532,6 +649,37 @@ static void xp_create(struct tern_xml_parser *p) {
 #endif
 }
 
+/*
+ * Create expat for input starting at stream offset base. Once the header has
+ * been read, the new parser is first given replay, so that it is inside the
+ * stream element with the header's namespaces, as the freed one was.
+ */
+static void xp_open(struct tern_xml_parser *p, uint64_t base) {
+    xp_create(p);
+    p->xp_base = base;
+    p->xp_skip = 0;
+    if (!p->header_seen)
+        return;
+    p->replaying = 1;
+    p->in_parse = 1;
+    enum XML_Status st = XML_Parse(p->xp, p->replay, (int)p->replay_len, XML_FALSE);
+    p->in_parse = 0;
+    p->xp_skip = (XML_Index)p->replay_len;
+    /* Expat accepted these declarations once; refusing them now would be a
+     * bug here, not the peer's fault. */
+    if (st != XML_STATUS_OK || p->replaying)
+        fail(p, TERN_SE_INTERNAL_SERVER_ERROR, TERN_E_INVAL);
+}
+
+static void xp_close(struct tern_xml_parser *p) {
+    if (p->xp)
+        XML_ParserFree(p->xp);
+    p->xp = NULL;
+    p->xp_base = 0;
+    p->xp_skip = 0;
+    p->replaying = 0;
+}
+
 /* Expat detects UTF-16 from a byte order mark or a NUL in the first two
  * bytes even when told the input is UTF-8 (RFC 6120 §11.6 allows only UTF-8). */
 static int encoding_ok(const struct tern_xml_parser *p, const unsigned char *s, size_t n) {
@@ -553,6 +701,17 @@ static void clear_state(struct tern_xml_parser *p) {
     tern_buf_free(&p->hold);
     free(p->header_ns);
     p->header_ns = NULL;
+    p->ended = 0;
+    tern_buf_free(&p->decls);
+    free(p->stream_prefix);
+    p->stream_prefix = NULL;
+    p->stream_binds = 0;
+    p->decls_lost = 0;
+    free(p->replay);
+    p->replay = NULL;
+    p->replay_len = 0;
+    p->eager = IDLE_EAGER;
+    p->delivered = 0;
     p->received = 0;
     p->mark = 0;
     p->stanza_start = 0;
@@ -577,9 +736,10 @@ struct tern_xml_parser *tern_xml_parser_new(const struct tern_xml_parser_cb *cb,
     p->limits = *limits;
     tern_buf_init(&p->text, 0);
     tern_buf_init(&p->hold, 0);
+    tern_buf_init(&p->decls, 0);
     apply_limits(p);
     clear_state(p);
-    xp_create(p);
+    /* Expat is created by the first feed. */
     return p;
 }
 
@@ -589,17 +749,17 @@ void tern_xml_parser_free(struct tern_xml_parser **pp) {
         return;
     *pp = NULL;
     clear_state(p);
-    XML_ParserFree(p->xp);
+    xp_close(p);
     free(p->content_ns);
     free(p);
 }
 
 static void do_reset(struct tern_xml_parser *p) {
     clear_state(p);
-    /* A fresh parser rather than XML_ParserReset(): nothing of the old
-     * stream (namespace bindings, buffered bytes, a finished state) survives. */
-    XML_ParserFree(p->xp);
-    xp_create(p);
+    /* The next feed creates a fresh parser rather than XML_ParserReset():
+     * nothing of the old stream (namespace bindings, buffered bytes, a
+     * finished state) survives. */
+    xp_close(p);
 }
 
 void tern_xml_parser_reset(struct tern_xml_parser *p) {
@@ -623,6 +783,46 @@ void tern_xml_parser_set_limits(struct tern_xml_parser *p, const struct tern_xml
     apply_limits(p);
 }
 
+/*
+ * Expat can go when a new parser given replay would be in the same state:
+ * between stanzas of an open stream, nothing held back, the scanner between
+ * tokens, and every byte turned into an event (mark == received; expat keeps
+ * back a trailing CR, a partial UTF-8 character or an unfinished token
+ * without reporting it, and those must not be lost).
+ */
+static int between_stanzas(const struct tern_xml_parser *p) {
+    return p->header_seen && p->replay && !p->ended && p->depth == 0 && p->hold.len == 0 &&
+           p->scan.state == TERN__SC_TEXT && p->mark == p->received;
+}
+
+int tern_xml_parser_trim(struct tern_xml_parser *p) {
+    if (p->in_parse)
+        return TERN_E_BUSY;
+    if (!halted(p) && p->xp && !between_stanzas(p))
+        return TERN_E_BUSY;
+    /* A stopped or failed stream needs none of this until reset, which
+     * starts afresh anyway. */
+    if (halted(p)) {
+        tern_xml_unref(&p->stanza);
+        p->cur = NULL;
+    }
+    xp_close(p);
+    tern_buf_free(&p->hold);
+    if (!p->stanza)
+        tern_buf_free(&p->text);
+    return 0;
+}
+
+int tern_xml_parser_idle(struct tern_xml_parser *p) {
+    int held = p->xp != NULL;
+    if (held && !halted(p) && (p->eager == 0 || !p->delivered))
+        return TERN_E_BUSY;
+    int rc = tern_xml_parser_trim(p);
+    if (rc == 0 && held && !halted(p))
+        p->eager--;
+    return rc;
+}
+
 /* Give expat the held bytes (if any) and these. */
 static void parse(struct tern_xml_parser *p, const char *s, size_t n) {
     const char *buf = s;
@@ -634,6 +834,12 @@ static void parse(struct tern_xml_parser *p, const char *s, size_t n) {
         }
         buf = p->hold.data;
         len = p->hold.len;
+    }
+    if (!p->xp) {
+        /* received already counts buf. */
+        xp_open(p, p->received - len);
+        if (halted(p))
+            return;
     }
     p->in_parse = 1;
     enum XML_Status st = XML_Parse(p->xp, buf, (int)len, XML_FALSE);
@@ -694,6 +900,7 @@ fail:
     p->cur = NULL;
     tern_buf_free(&p->text);
     tern_buf_free(&p->hold);
+    xp_close(p);
     *cond = p->err;
     return p->err_rc;
 }

@@ -72,6 +72,29 @@ void tern_xml_parser_stop(struct tern_xml_parser *p);
  */
 void tern_xml_parser_reset(struct tern_xml_parser *p);
 
+/**
+ * Release the memory an idle stream does not need: the expat parser (about
+ * 11 KiB) and the parser's buffers. Returns 0 when the parser holds none of
+ * it afterwards, or TERN_E_BUSY when the stream is not between stanzas (a
+ * stanza or token is open, the header is incomplete, bytes are pending, the
+ * stream has ended) and nothing was released. The next feed recreates expat
+ * in the same state, so trimming never changes what feed reports; it only
+ * costs a new expat parser (a few microseconds) when input arrives. A stopped
+ * or failed parser gives up everything until reset. Cheap when there is
+ * nothing to release. Not from a callback (returns TERN_E_BUSY).
+ */
+int tern_xml_parser_trim(struct tern_xml_parser *p);
+
+/**
+ * The caller has no more input at hand (the end of a read): trim, but only
+ * the first four times on a stream and not before its first stanza (the
+ * start of a session), so that a busy stream does not pay for a new expat
+ * parser on every read; what stays held is for a timer's
+ * tern_xml_parser_trim(). Returns what tern_xml_parser_trim() would, or
+ * TERN_E_BUSY before the first stanza and once the four are used.
+ */
+int tern_xml_parser_idle(struct tern_xml_parser *p);
+
 /** Change the limits (e.g. raise max_stanza_size after authentication). */
 void tern_xml_parser_set_limits(struct tern_xml_parser *p, const struct tern_xml_limits *limits);
 

@@ -2,10 +2,12 @@
  * libFuzzer target for src/xml/parser.c (and the serializer behind it).
  *
  * The first input byte seeds how the rest is split into chunks. The input is
- * parsed three times: whole, split, and whole again on the same parser after
- * tern_xml_parser_reset(). Every callback is logged (stanzas serialized), and
- * the three logs must be identical: splitting the input or reusing a parser
- * must never change what is delivered. The error returned may differ between
+ * parsed four times: whole, split, split with tern_xml_parser_trim() after
+ * every chunk (expat released and recreated wherever the stream allows), and
+ * whole again on the same parser after tern_xml_parser_reset(). Every
+ * callback is logged (stanzas serialized), and the four logs must be
+ * identical: splitting the input, trimming or reusing a parser must never
+ * change what is delivered. The error returned may differ between
  * whole and split input only in which error ends a stream that is broken
  * anyway, so it is not compared.
  */
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 #include "xml/parser.h"
 #include "xml/xml.h"
 
@@ -71,8 +74,10 @@ static void on_close(void *ud) {
 
 static const struct tern_xml_parser_cb cb = {on_open, on_stanza, on_close};
 
-/* Feed data, whole (seed 0) or in chunks whose sizes come from seed. */
-static void feed(struct tern_xml_parser *p, const uint8_t *data, size_t size, unsigned seed) {
+/* Feed data, whole (seed 0) or in chunks whose sizes come from seed; trim
+ * after every chunk if asked. */
+static void feed(struct tern_xml_parser *p, const uint8_t *data, size_t size, unsigned seed,
+                 int trim) {
     enum tern_stream_error cond;
     if (seed == 0) {
         tern_xml_parser_feed(p, (const char *)data, size, &cond);
@@ -89,8 +94,17 @@ static void feed(struct tern_xml_parser *p, const uint8_t *data, size_t size, un
         size_t n = (x & 7) == 0 ? 1 + (x >> 8) % 5000 : 1 + (x >> 8) % (seed % 16 + 1);
         if (n > size - off)
             n = size - off;
+        /* Trimming: also end a chunk after every '>', where a stanza may
+         * have ended and expat can go; the big chunks would skip past most
+         * of those. */
+        const uint8_t *gt = trim ? memchr(data + off, '>', n) : NULL;
+        if (gt)
+            n = (size_t)(gt - (data + off)) + 1;
         if (tern_xml_parser_feed(p, (const char *)data + off, n, &cond) != 0)
             return;
+        int rc = trim ? tern_xml_parser_trim(p) : 0;
+        if (rc != 0 && rc != TERN_E_BUSY)
+            abort();
         off += n;
     }
 }
@@ -102,32 +116,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     data++;
     size--;
 
-    struct run whole, split, again;
+    struct run whole, split, trimmed, again;
     tern_buf_init(&whole.log, 1 << 24);
     tern_buf_init(&split.log, 1 << 24);
+    tern_buf_init(&trimmed.log, 1 << 24);
     tern_buf_init(&again.log, 1 << 24);
 
     struct tern_xml_parser *p = tern_xml_parser_new(&cb, &whole, "jabber:client", &limits);
-    feed(p, data, size, 0);
+    feed(p, data, size, 0, 0);
     tern_xml_parser_free(&p);
 
     p = tern_xml_parser_new(&cb, &split, "jabber:client", &limits);
-    feed(p, data, size, seed ? seed : 1);
+    feed(p, data, size, seed ? seed : 1, 0);
+    tern_xml_parser_free(&p);
+
+    p = tern_xml_parser_new(&cb, &trimmed, "jabber:client", &limits);
+    feed(p, data, size, seed ? seed : 1, 1);
     tern_xml_parser_free(&p);
 
     /* Reset a parser in whatever state the split input left it, then parse
      * the input whole again. */
     p = tern_xml_parser_new(&cb, &again, "jabber:client", &limits);
-    feed(p, data, size, seed ? seed : 1);
+    feed(p, data, size, seed ? seed : 1, 1);
     tern_xml_parser_reset(p);
     tern_buf_reset(&again.log);
-    feed(p, data, size, 0);
+    feed(p, data, size, 0, 0);
     tern_xml_parser_free(&p);
 
     if (whole.log.len != split.log.len ||
         (whole.log.len && memcmp(whole.log.data, split.log.data, whole.log.len) != 0)) {
         fprintf(stderr, "split input changed the callbacks\nwhole:\n%s\nsplit:\n%s\n",
                 whole.log.data ? whole.log.data : "", split.log.data ? split.log.data : "");
+        abort();
+    }
+    if (whole.log.len != trimmed.log.len ||
+        (whole.log.len && memcmp(whole.log.data, trimmed.log.data, whole.log.len) != 0)) {
+        fprintf(stderr, "trimming changed the callbacks\nwhole:\n%s\ntrimmed:\n%s\n",
+                whole.log.data ? whole.log.data : "", trimmed.log.data ? trimmed.log.data : "");
         abort();
     }
     if (whole.log.len != again.log.len ||
@@ -138,6 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     tern_buf_free(&whole.log);
     tern_buf_free(&split.log);
+    tern_buf_free(&trimmed.log);
     tern_buf_free(&again.log);
     return 0;
 }

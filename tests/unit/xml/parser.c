@@ -22,6 +22,21 @@
 
 static const struct tern_xml_limits roomy = {1 << 20, 4096, 32};
 
+/* Set for the "_trimmed" runs of the tests: every feed is followed by
+ * tern_xml_parser_trim(), so expat is released between stanzas and recreated
+ * by the next feed wherever the input allows it. What the parser reports
+ * must not change. */
+static int trim_after_feed;
+
+static int feed(struct tern_xml_parser *p, const char *s, size_t n, enum tern_stream_error *cond) {
+    int rc = tern_xml_parser_feed(p, s, n, cond);
+    if (trim_after_feed) {
+        int t = tern_xml_parser_trim(p);
+        assert_true(t == 0 || t == TERN_E_BUSY);
+    }
+    return rc;
+}
+
 /* ---- a recorder of callbacks ----------------------------------------- */
 
 struct rec {
@@ -106,7 +121,7 @@ static int feed_by(struct rec *r, const char *s, size_t len, size_t chunk,
     for (size_t off = 0; off < len; off += chunk) {
         size_t n = len - off < chunk ? len - off : chunk;
         r->fed = off + n;
-        int rc = tern_xml_parser_feed(r->p, s + off, n, cond);
+        int rc = feed(r->p, s + off, n, cond);
         if (rc)
             return rc;
     }
@@ -128,7 +143,7 @@ static void test_client_stream(void **state) {
     struct rec r;
     struct tern_xml_parser *p = rec_new(&r, &roomy);
     enum tern_stream_error cond = TERN_SE_NONE;
-    assert_int_equal(tern_xml_parser_feed(p, client_stream, strlen(client_stream), &cond), 0);
+    assert_int_equal(feed(p, client_stream, strlen(client_stream), &cond), 0);
     assert_int_equal(r.opens, 1);
     assert_int_equal(r.stanzas, 3);
     assert_int_equal(r.closes, 1);
@@ -192,9 +207,9 @@ static void assert_split_invariant(const char *in, size_t len, const struct tern
         struct rec r;
         rec_new(&r, lim);
         enum tern_stream_error cond = TERN_SE_NONE;
-        int rc = tern_xml_parser_feed(r.p, in, k, &cond);
+        int rc = feed(r.p, in, k, &cond);
         if (rc == 0)
-            rc = tern_xml_parser_feed(r.p, in + k, len - k, &cond);
+            rc = feed(r.p, in + k, len - k, &cond);
         assert_int_equal(rc, rc_whole);
         assert_int_equal(cond, cond_whole);
         if (strcmp(r.log.data ? r.log.data : "", whole) != 0)
@@ -280,8 +295,8 @@ static void test_utf8_split(void **state) {
         struct rec r;
         rec_new(&r, &roomy);
         enum tern_stream_error cond;
-        assert_int_equal(tern_xml_parser_feed(r.p, in, k, &cond), 0);
-        assert_int_equal(tern_xml_parser_feed(r.p, in + k, len - k, &cond), 0);
+        assert_int_equal(feed(r.p, in, k, &cond), 0);
+        assert_int_equal(feed(r.p, in + k, len - k, &cond), 0);
         assert_int_equal(r.stanzas, 1);
         char *t = tern_xml_text(tern_xml_first_el(r.last));
         assert_string_equal(t, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80!");
@@ -312,7 +327,7 @@ static int expect_error_lim(const char *in, enum tern_stream_error want,
         assert_int_equal(rc, want == TERN_SE_POLICY_VIOLATION ? TERN_E_LIMIT : TERN_E_INVAL);
         /* Sticky. */
         enum tern_stream_error again = TERN_SE_NONE;
-        assert_int_equal(tern_xml_parser_feed(r.p, "<presence/>", 11, &again), rc);
+        assert_int_equal(feed(r.p, "<presence/>", 11, &again), rc);
         assert_int_equal(again, want);
         if (!first_log) {
             stanzas = r.stanzas;
@@ -477,8 +492,12 @@ static size_t bytes_until_error(const struct tern_xml_limits *lim, const char *p
     int rc = 0;
     *cond = TERN_SE_NONE;
     if (prefix) {
-        rc = tern_xml_parser_feed(r.p, prefix, strlen(prefix), cond);
-        total += strlen(prefix);
+        /* Trimmed: byte by byte, so that expat is also recreated in the
+         * middle of the prefix (right after the header, say). */
+        size_t plen = strlen(prefix), step = trim_after_feed ? 1 : plen;
+        for (size_t off = 0; rc == 0 && off < plen; off += step)
+            rc = feed(r.p, prefix + off, step, cond);
+        total += plen;
     }
     /* The filler repeats across chunk boundaries as one continuous stream. */
     char *buf = malloc(chunk);
@@ -487,7 +506,7 @@ static size_t bytes_until_error(const struct tern_xml_limits *lim, const char *p
     while (rc == 0 && total < max_total) {
         for (size_t i = 0; i < chunk; i++)
             buf[i] = filler[pos++ % flen];
-        rc = tern_xml_parser_feed(r.p, buf, chunk, cond);
+        rc = feed(r.p, buf, chunk, cond);
         total += chunk;
     }
     free(buf);
@@ -553,7 +572,7 @@ static void test_huge_attribute(void **state) {
     strcpy(in + n + big, "'/>");
     struct rec r;
     rec_new(&r, &lim);
-    assert_int_equal(tern_xml_parser_feed(r.p, in, strlen(in), &cond), TERN_E_LIMIT);
+    assert_int_equal(feed(r.p, in, strlen(in), &cond), TERN_E_LIMIT);
     assert_int_equal(cond, TERN_SE_POLICY_VIOLATION);
     assert_int_equal(r.stanzas, 1);
     rec_free(&r);
@@ -669,12 +688,12 @@ static void test_trickled_token(void **state) {
     enum tern_stream_error cond;
     assert_int_equal(feed_by(&r, HEADER, strlen(HEADER), 0, &cond), 0);
     clock_t start = clock();
-    assert_int_equal(tern_xml_parser_feed(r.p, "<message id='", 13, &cond), 0);
+    assert_int_equal(feed(r.p, "<message id='", 13, &cond), 0);
     for (size_t i = 0; i < big; i++)
-        assert_int_equal(tern_xml_parser_feed(r.p, i % 2 ? ">" : "x", 1, &cond), 0);
-    assert_int_equal(tern_xml_parser_feed(r.p, "'/", 2, &cond), 0);
+        assert_int_equal(feed(r.p, i % 2 ? ">" : "x", 1, &cond), 0);
+    assert_int_equal(feed(r.p, "'/", 2, &cond), 0);
     assert_int_equal(r.stanzas, 0);
-    assert_int_equal(tern_xml_parser_feed(r.p, ">", 1, &cond), 0);
+    assert_int_equal(feed(r.p, ">", 1, &cond), 0);
     assert_int_equal(r.stanzas, 1);
     assert_int_equal(strlen(tern_xml_attr(r.last, "id")), big);
     double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
@@ -693,35 +712,35 @@ static void test_stop_and_reset(void **state) {
     static const char first[] = HEADER "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
                                        "<presence/>";
     enum tern_stream_error cond = TERN_SE_NONE;
-    assert_int_equal(tern_xml_parser_feed(p, first, strlen(first), &cond), 0);
+    assert_int_equal(feed(p, first, strlen(first), &cond), 0);
     assert_int_equal(r.opens, 1);
     assert_int_equal(r.stanzas, 1);
     assert_string_equal(r.last->name, "starttls");
     assert_string_equal(r.last->ns, "urn:ietf:params:xml:ns:xmpp-tls");
     /* Stopped and not reset: refused. */
-    assert_int_equal(tern_xml_parser_feed(p, "<presence/>", 11, &cond), TERN_E_CLOSED);
+    assert_int_equal(feed(p, "<presence/>", 11, &cond), TERN_E_CLOSED);
     assert_int_equal(r.stanzas, 1);
 
     tern_xml_parser_reset(p);
     static const char second[] = "<?xml version='1.0'?>" HEADER "<presence/></stream:stream>";
     for (size_t i = 0; second[i]; i++)
-        assert_int_equal(tern_xml_parser_feed(p, second + i, 1, &cond), 0);
+        assert_int_equal(feed(p, second + i, 1, &cond), 0);
     assert_int_equal(r.opens, 2);
     assert_int_equal(r.stanzas, 2);
     assert_string_equal(r.last->name, "presence");
     assert_int_equal(r.closes, 1);
 
     /* Reset after an error clears it. */
-    assert_int_equal(tern_xml_parser_feed(p, "junk", 4, &cond), TERN_E_INVAL);
+    assert_int_equal(feed(p, "junk", 4, &cond), TERN_E_INVAL);
     tern_xml_parser_reset(p);
-    assert_int_equal(tern_xml_parser_feed(p, HEADER "<presence/>", strlen(HEADER) + 11, &cond), 0);
+    assert_int_equal(feed(p, HEADER "<presence/>", strlen(HEADER) + 11, &cond), 0);
     assert_int_equal(r.opens, 3);
     assert_int_equal(r.stanzas, 3);
 
     /* Reset mid-stanza and mid-token forgets the partial input. */
-    assert_int_equal(tern_xml_parser_feed(p, "<message><body>abc", 18, &cond), 0);
+    assert_int_equal(feed(p, "<message><body>abc", 18, &cond), 0);
     tern_xml_parser_reset(p);
-    assert_int_equal(tern_xml_parser_feed(p, HEADER "<iq/>", strlen(HEADER) + 5, &cond), 0);
+    assert_int_equal(feed(p, HEADER "<iq/>", strlen(HEADER) + 5, &cond), 0);
     assert_int_equal(r.stanzas, 4);
     assert_string_equal(r.last->name, "iq");
     rec_free(&r);
@@ -735,10 +754,10 @@ static void test_reset_from_callback(void **state) {
     static const char in[] = HEADER "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
                                     "<presence/>";
     enum tern_stream_error cond;
-    assert_int_equal(tern_xml_parser_feed(p, in, strlen(in), &cond), 0);
+    assert_int_equal(feed(p, in, strlen(in), &cond), 0);
     assert_int_equal(r.stanzas, 1);
     /* Already reset: a new stream header is expected. */
-    assert_int_equal(tern_xml_parser_feed(p, HEADER "<presence/>", strlen(HEADER) + 11, &cond), 0);
+    assert_int_equal(feed(p, HEADER "<presence/>", strlen(HEADER) + 11, &cond), 0);
     assert_int_equal(r.opens, 2);
     assert_int_equal(r.stanzas, 2);
     rec_free(&r);
@@ -749,9 +768,9 @@ static void test_stop_outside_callback(void **state) {
     struct rec r;
     struct tern_xml_parser *p = rec_new(&r, &roomy);
     enum tern_stream_error cond;
-    assert_int_equal(tern_xml_parser_feed(p, HEADER, strlen(HEADER), &cond), 0);
+    assert_int_equal(feed(p, HEADER, strlen(HEADER), &cond), 0);
     tern_xml_parser_stop(p);
-    assert_int_equal(tern_xml_parser_feed(p, "<presence/>", 11, &cond), TERN_E_CLOSED);
+    assert_int_equal(feed(p, "<presence/>", 11, &cond), TERN_E_CLOSED);
     assert_int_equal(r.stanzas, 0);
     rec_free(&r);
 }
@@ -828,8 +847,8 @@ static void test_keepalive(void **state) {
     enum tern_stream_error cond;
     assert_int_equal(feed_by(&r, HEADER, strlen(HEADER), 0, &cond), 0);
     for (int i = 0; i < 100; i++)
-        assert_int_equal(tern_xml_parser_feed(r.p, " ", 1, &cond), 0);
-    assert_int_equal(tern_xml_parser_feed(r.p, "\r\n<presence/>\n", 14, &cond), 0);
+        assert_int_equal(feed(r.p, " ", 1, &cond), 0);
+    assert_int_equal(feed(r.p, "\r\n<presence/>\n", 14, &cond), 0);
     assert_int_equal(r.stanzas, 1);
     rec_free(&r);
 }
@@ -839,7 +858,7 @@ static void test_no_callbacks(void **state) {
     struct tern_xml_parser_cb none = {NULL, NULL, NULL};
     struct tern_xml_parser *p = tern_xml_parser_new(&none, NULL, "jabber:client", &roomy);
     enum tern_stream_error cond;
-    assert_int_equal(tern_xml_parser_feed(p, client_stream, strlen(client_stream), &cond), 0);
+    assert_int_equal(feed(p, client_stream, strlen(client_stream), &cond), 0);
     tern_xml_parser_free(&p);
     assert_null(p);
     tern_xml_parser_free(&p);
@@ -853,11 +872,314 @@ static void test_free_mid_stanza(void **state) {
     assert_int_equal(feed_by(&r, HEADER "<iq><query><item>text", strlen(HEADER) + 21, 0, &cond), 0);
     char pad[3000];
     memset(pad, 'x', sizeof(pad));
-    assert_int_equal(tern_xml_parser_feed(r.p, "<a b='", 6, &cond), 0);
+    assert_int_equal(feed(r.p, "<a b='", 6, &cond), 0);
     for (size_t i = 0; i < sizeof(pad); i += 100)
-        assert_int_equal(tern_xml_parser_feed(r.p, pad + i, 100, &cond), 0);
+        assert_int_equal(feed(r.p, pad + i, 100, &cond), 0);
     rec_free(&r);
 }
+
+/* ---- trimming: releasing expat between stanzas ----------------------- */
+
+static void expect_trim(struct rec *r, int want) {
+    int rc = tern_xml_parser_trim(r->p);
+    if (rc != want)
+        fail_msg("trim: %d, want %d (log so far:\n%s)", rc, want, r->log.data ? r->log.data : "");
+}
+
+static void feed_ok(struct rec *r, const char *s) {
+    enum tern_stream_error cond = TERN_SE_NONE;
+    int rc = tern_xml_parser_feed(r->p, s, strlen(s), &cond);
+    if (rc != 0)
+        fail_msg("feeding %s: %d <%s/>", s, rc, tern_stream_error_name(cond));
+}
+
+static void test_trim_when(void **state) {
+    struct rec r;
+    rec_new(&r, &roomy);
+    /* Nothing fed yet: nothing held. */
+    expect_trim(&r, 0);
+    /* Inside the header (or its XML declaration): busy. */
+    feed_ok(&r, "<?xml version='1.0'?>");
+    expect_trim(&r, TERN_E_BUSY);
+    feed_ok(&r, HEADER);
+    expect_trim(&r, 0);
+    expect_trim(&r, 0);
+    feed_ok(&r, "<presence/>");
+    expect_trim(&r, 0);
+    /* Inside a stanza, a tag, a reference: busy, and nothing lost. */
+    feed_ok(&r, "<message><body>a");
+    expect_trim(&r, TERN_E_BUSY);
+    feed_ok(&r, "b&amp");
+    expect_trim(&r, TERN_E_BUSY);
+    feed_ok(&r, ";c</body></message><pres");
+    expect_trim(&r, TERN_E_BUSY);
+    feed_ok(&r, "ence/>");
+    expect_trim(&r, 0);
+    assert_int_equal(r.stanzas, 3);
+    assert_non_null(strstr(r.log.data, "stanza <message><body>ab&amp;c</body></message>\n"));
+    /* Whitespace is consumed; a trailing CR is not (it may start CR LF), nor
+     * is a partial UTF-8 character. */
+    feed_ok(&r, " \n\t");
+    expect_trim(&r, 0);
+    feed_ok(&r, "\r");
+    expect_trim(&r, TERN_E_BUSY);
+    feed_ok(&r, "\n");
+    expect_trim(&r, 0);
+    /* After the stream's end: busy (a new parser would reopen it). */
+    feed_ok(&r, "</stream:stream>");
+    assert_int_equal(r.closes, 1);
+    expect_trim(&r, TERN_E_BUSY);
+    enum tern_stream_error cond;
+    assert_int_equal(tern_xml_parser_feed(r.p, "<presence/>", 11, &cond), TERN_E_INVAL);
+    assert_int_equal(cond, TERN_SE_NOT_WELL_FORMED);
+    /* Failed: everything goes, the error stays. */
+    expect_trim(&r, 0);
+    assert_int_equal(tern_xml_parser_feed(r.p, "<presence/>", 11, &cond), TERN_E_INVAL);
+    assert_int_equal(cond, TERN_SE_NOT_WELL_FORMED);
+    /* Reset: a new stream from scratch. */
+    tern_xml_parser_reset(r.p);
+    expect_trim(&r, 0);
+    feed_ok(&r, HEADER "<iq/>");
+    assert_int_equal(r.opens, 2);
+    assert_int_equal(r.stanzas, 4);
+    expect_trim(&r, 0);
+    /* Stopped: everything goes until reset. */
+    feed_ok(&r, "<message><body>x");
+    tern_xml_parser_stop(r.p);
+    expect_trim(&r, 0);
+    assert_int_equal(tern_xml_parser_feed(r.p, "</body></message>", 17, &cond), TERN_E_CLOSED);
+    tern_xml_parser_reset(r.p);
+    feed_ok(&r, HEADER "<iq/>");
+    assert_int_equal(r.stanzas, 5);
+    rec_free(&r);
+}
+
+static void trim_from_callback(void *ud, struct tern_xml *st) {
+    struct rec *r = ud;
+    r->stanzas++;
+    assert_int_equal(tern_xml_parser_trim(r->p), TERN_E_BUSY);
+    tern_xml_unref(&st);
+}
+
+static void test_trim_from_callback(void **state) {
+    struct rec r;
+    rec_new(&r, &roomy);
+    tern_xml_parser_free(&r.p);
+    struct tern_xml_parser_cb cb = {NULL, trim_from_callback, NULL};
+    r.p = tern_xml_parser_new(&cb, &r, "jabber:client", &roomy);
+    feed_ok(&r, HEADER "<iq/>");
+    expect_trim(&r, 0);
+    feed_ok(&r, "<iq/><iq/>");
+    assert_int_equal(r.stanzas, 3);
+    rec_free(&r);
+}
+
+/* After expat is recreated the stream is still open, with the header's
+ * namespaces, and stream_open does not fire again. */
+static void test_trim_keeps_context(void **state) {
+    struct rec r;
+    rec_new(&r, &roomy);
+    /* Declarations that need escaping to be written back, a second prefix,
+     * and the streams namespace under another prefix. */
+    feed_ok(&r, "<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client' "
+                "xmlns:p=\"urn:it's&amp;&lt;&#9;&#10;&#13;\xc3\xa9\" to='x'>");
+    expect_trim(&r, 0);
+    feed_ok(&r, "<message><p:x/></message>");
+    expect_trim(&r, 0);
+    feed_ok(&r, "<p:iq/>");
+    assert_int_equal(r.opens, 1);
+    assert_int_equal(r.stanzas, 2);
+    assert_string_equal(r.last->ns, "urn:it's&<\t\n\r\xc3\xa9");
+    assert_string_equal(r.last->name, "iq");
+    /* A prefix of a stanza stays out of scope after the stanza. */
+    feed_ok(&r, "<message xmlns:q='urn:q'/>");
+    expect_trim(&r, 0);
+    enum tern_stream_error cond;
+    assert_int_equal(tern_xml_parser_feed(r.p, "<q:x/>", 6, &cond), TERN_E_INVAL);
+    assert_int_equal(cond, TERN_SE_BAD_NAMESPACE_PREFIX);
+    rec_free(&r);
+
+    /* Closed with the header's own prefix; another prefix does not match. */
+    static const char alt[] = "<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+                              "xmlns='jabber:client'>";
+    rec_new(&r, &roomy);
+    feed_ok(&r, alt);
+    expect_trim(&r, 0);
+    feed_ok(&r, "</s:stream>");
+    assert_int_equal(r.opens, 1);
+    assert_int_equal(r.closes, 1);
+    rec_free(&r);
+    rec_new(&r, &roomy);
+    feed_ok(&r, alt);
+    expect_trim(&r, 0);
+    assert_int_equal(tern_xml_parser_feed(r.p, "</stream:stream>", 16, &cond), TERN_E_INVAL);
+    assert_int_equal(cond, TERN_SE_NOT_WELL_FORMED);
+    assert_int_equal(r.closes, 0);
+    rec_free(&r);
+
+    /* Two prefixes for the streams namespace: which one the header used is
+     * not known, so expat is kept, and the stream works as ever. */
+    rec_new(&r, &roomy);
+    feed_ok(&r, "<b:stream xmlns:a='http://etherx.jabber.org/streams' "
+                "xmlns:b='http://etherx.jabber.org/streams' xmlns='jabber:client'>");
+    expect_trim(&r, TERN_E_BUSY);
+    feed_ok(&r, "<presence/></b:stream>");
+    assert_int_equal(r.stanzas, 1);
+    assert_int_equal(r.closes, 1);
+    rec_free(&r);
+}
+
+/* Byte offsets survive recreation: the limits hold to the byte. */
+static void test_trim_limits(void **state) {
+    static const char stanza[] = "<message to='a@b'><body>0123456789</body></message>";
+    size_t slen = strlen(stanza);
+    struct tern_xml_limits lim = {slen, 4096, 32};
+    for (int over = 0; over < 2; over++) {
+        struct rec r;
+        rec_new(&r, &lim);
+        feed_ok(&r, HEADER "<presence/>  ");
+        expect_trim(&r, 0);
+        enum tern_stream_error cond = TERN_SE_NONE;
+        int rc = 0;
+        /* Exactly the limit, then one byte more (a longer body). */
+        char in[128];
+        snprintf(in, sizeof in, "<message to='a@b'><body>0123456789%s</body></message>",
+                 over ? "x" : "");
+        for (size_t i = 0; in[i] && rc == 0; i++) {
+            rc = tern_xml_parser_feed(r.p, in + i, 1, &cond);
+            tern_xml_parser_trim(r.p);
+        }
+        if (over) {
+            assert_int_equal(rc, TERN_E_LIMIT);
+            assert_int_equal(cond, TERN_SE_POLICY_VIOLATION);
+            assert_int_equal(r.stanzas, 1);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(r.stanzas, 2);
+        }
+        rec_free(&r);
+    }
+    /* A token that never ends right after recreation is held to the limit. */
+    struct tern_xml_limits big = {10000, 4096, 32};
+    struct rec r;
+    rec_new(&r, &big);
+    feed_ok(&r, HEADER);
+    expect_trim(&r, 0);
+    enum tern_stream_error cond = TERN_SE_NONE;
+    size_t total = 0;
+    int rc = 0;
+    while (rc == 0 && total < (1u << 20)) {
+        rc = tern_xml_parser_feed(r.p, total ? "xxxxxxxxxx" : "<message a", 10, &cond);
+        total += 10;
+        assert_int_equal(tern_xml_parser_trim(r.p), rc ? 0 : TERN_E_BUSY);
+    }
+    assert_int_equal(cond, TERN_SE_POLICY_VIOLATION);
+    assert_true(total > 10000 && total <= 10000 + 4096 + 10);
+    rec_free(&r);
+    /* The header limit does not count the replayed header. */
+    struct tern_xml_limits tight = {1 << 20, strlen(HEADER), 32};
+    rec_new(&r, &tight);
+    feed_ok(&r, HEADER);
+    for (int i = 0; i < 5; i++) {
+        expect_trim(&r, 0);
+        feed_ok(&r, "<presence/>");
+    }
+    assert_int_equal(r.stanzas, 5);
+    rec_free(&r);
+}
+
+/* Every split of a stream with stanzas, keepalives and a close, trimmed
+ * after every piece, against the whole stream untrimmed. */
+static void test_trim_split(void **state) {
+    static const char in[] =
+        "<?xml version='1.0'?>\n<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+        "xmlns='jabber:client' xmlns:db='jabber:server:dialback' version='1.0'>\r\n"
+        "<message><body>caf\xc3\xa9 &amp; more\r\n</body></message> \r\n"
+        "<db:result to='a'>k</db:result>\n"
+        "<iq type='get'><query xmlns='jabber:iq:roster'/></iq><![CDATA[ ]]>"
+        "<presence/></s:stream>";
+    int old = trim_after_feed;
+    trim_after_feed = 0;
+    int rc_whole;
+    enum tern_stream_error cond_whole;
+    char *whole = log_whole(in, strlen(in), &roomy, &rc_whole, &cond_whole);
+    assert_int_equal(rc_whole, 0);
+    trim_after_feed = 1;
+    assert_split_invariant(in, strlen(in), &roomy);
+    trim_after_feed = old;
+    /* Three pieces, trimmed in between, at every pair of boundaries. */
+    size_t len = strlen(in);
+    for (size_t a = 0; a <= len; a += 3) {
+        for (size_t b = a; b <= len; b += 5) {
+            struct rec r;
+            rec_new(&r, &roomy);
+            enum tern_stream_error cond = TERN_SE_NONE;
+            assert_int_equal(tern_xml_parser_feed(r.p, in, a, &cond), 0);
+            tern_xml_parser_trim(r.p);
+            assert_int_equal(tern_xml_parser_feed(r.p, in + a, b - a, &cond), 0);
+            tern_xml_parser_trim(r.p);
+            assert_int_equal(tern_xml_parser_feed(r.p, in + b, len - b, &cond), 0);
+            if (strcmp(r.log.data, whole) != 0)
+                fail_msg("split at %zu, %zu differs:\n%s", a, b, r.log.data);
+            rec_free(&r);
+        }
+    }
+    free(whole);
+}
+
+/* idle() releases the first four times on a stream, from its first stanza
+ * on; trim() always does. */
+static void test_idle_eager(void **state) {
+    struct rec r;
+    rec_new(&r, &roomy);
+    assert_int_equal(tern_xml_parser_idle(r.p), 0); /* nothing held yet */
+    feed_ok(&r, HEADER);
+    assert_int_equal(tern_xml_parser_idle(r.p), TERN_E_BUSY);
+    char released[100];
+    for (int i = 1; i < 100; i++) {
+        feed_ok(&r, "<presence/>");
+        released[i] = tern_xml_parser_idle(r.p) == 0;
+    }
+    for (int i = 1; i < 100; i++)
+        if (released[i] != (i <= 4))
+            fail_msg("after stanza %d: released %d", i, released[i]);
+    /* After that: busy, but trim releases, and the stream goes on. */
+    feed_ok(&r, "<presence/>");
+    assert_int_equal(tern_xml_parser_idle(r.p), TERN_E_BUSY);
+    expect_trim(&r, 0);
+    assert_int_equal(tern_xml_parser_idle(r.p), 0);
+    feed_ok(&r, "<presence/>");
+    assert_int_equal(r.stanzas, 101);
+    /* Inside a stanza idle() is busy like trim(), and uses up nothing. */
+    tern_xml_parser_reset(r.p);
+    feed_ok(&r, HEADER "<message>");
+    assert_int_equal(tern_xml_parser_idle(r.p), TERN_E_BUSY);
+    feed_ok(&r, "</message>");
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tern_xml_parser_idle(r.p), 0);
+        feed_ok(&r, "<presence/>");
+    }
+    assert_int_equal(tern_xml_parser_idle(r.p), TERN_E_BUSY);
+    /* A new stream has its four again. */
+    tern_xml_parser_reset(r.p);
+    feed_ok(&r, HEADER "<iq/>");
+    assert_int_equal(tern_xml_parser_idle(r.p), 0);
+    rec_free(&r);
+}
+
+static int trim_on(void **state) {
+    trim_after_feed = 1;
+    return 0;
+}
+
+static int trim_off(void **state) {
+    trim_after_feed = 0;
+    return 0;
+}
+
+/* A test run again with trim_after_feed set, under its own name. */
+#define TRIMMED(f)                                                                                 \
+    { #f "_trimmed", f, trim_on, trim_off, NULL }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -885,6 +1207,37 @@ int main(void) {
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_no_callbacks),
         cmocka_unit_test(test_free_mid_stanza),
+        cmocka_unit_test(test_trim_when),
+        cmocka_unit_test(test_trim_from_callback),
+        cmocka_unit_test(test_trim_keeps_context),
+        cmocka_unit_test(test_trim_limits),
+        cmocka_unit_test(test_trim_split),
+        cmocka_unit_test(test_idle_eager),
+        /* The same again with a trim after every feed (trim_after_feed). */
+        TRIMMED(test_client_stream),
+        TRIMMED(test_split_every_byte),
+        TRIMMED(test_split_big_tokens),
+        TRIMMED(test_utf8_split),
+        TRIMMED(test_restricted_xml),
+        TRIMMED(test_xml_declaration),
+        TRIMMED(test_namespace_errors),
+        TRIMMED(test_not_well_formed),
+        TRIMMED(test_incomplete_is_not_error),
+        TRIMMED(test_stanza_size),
+        TRIMMED(test_huge_attribute),
+        TRIMMED(test_huge_text),
+        TRIMMED(test_depth),
+        TRIMMED(test_header_size),
+        TRIMMED(test_trickled_token),
+        TRIMMED(test_stop_and_reset),
+        TRIMMED(test_reset_from_callback),
+        TRIMMED(test_stop_outside_callback),
+        TRIMMED(test_feed_from_callback),
+        TRIMMED(test_close),
+        TRIMMED(test_attributes),
+        TRIMMED(test_keepalive),
+        TRIMMED(test_no_callbacks),
+        TRIMMED(test_free_mid_stanza),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
