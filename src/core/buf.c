@@ -1,5 +1,6 @@
 #include "core/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ static int grow(struct tern_buf *b, size_t n) {
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
-    if (cap > b->max + 1)
+    if (b->max < SIZE_MAX && cap > b->max + 1) /* no ceiling past SIZE_MAX: max + 1 wraps */
         cap = b->max + 1;
     b->data = tern_realloc(b->data, cap);
     b->cap = cap;

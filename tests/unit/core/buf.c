@@ -69,12 +69,28 @@ static void test_large_growth(void **state) {
     tern_buf_free(&b);
 }
 
+/* A buffer without a ceiling (max SIZE_MAX): max + 1 must not wrap to a
+ * zero-byte allocation. */
+static void test_no_ceiling(void **state) {
+    struct tern_buf b;
+    tern_buf_init(&b, SIZE_MAX);
+    char chunk[300];
+    memset(chunk, 'y', sizeof chunk);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(tern_buf_add(&b, chunk, sizeof chunk), 0);
+    assert_int_equal(b.len, 3000);
+    assert_true(b.cap > b.len);
+    assert_int_equal(b.data[2999], 'y');
+    tern_buf_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_ceiling),
         cmocka_unit_test(test_printf_and_consume),
         cmocka_unit_test(test_take),
         cmocka_unit_test(test_large_growth),
+        cmocka_unit_test(test_no_ceiling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
