@@ -316,19 +316,24 @@ class OfflinePush(Workload):
 
     def passed(self, st):
         """A step the server kept up with: the rate reached, the server core not
-        saturated, pushes arriving, and the latest pushed message within a push p99
-        of 2 s. Servers may send one push for several messages and delay it on
-        purpose (Tern does for hibernated sessions, W3b), so the push count is not
-        judged per step (the latency is from the newest message a push summarises);
-        a server falling behind shows as growing latency. Once at the end of W3 the
-        recipients log in again and count what they get: every message must have been
-        stored, and the check "stored = pushed" compares that with the pushes the
-        sink received."""
+        saturated, pushes arriving (in W3 one for every message), and the latest
+        pushed message within a push p99 of 2 s. In W3b servers may send one push
+        for several messages and delay it on purpose (Tern and Prosody do), so there
+        the push count is not judged (the latency is from the newest message a push
+        summarises); a server falling behind shows as growing latency. Once at the
+        end of W3 the recipients log in again and count what they get: every message
+        must have been stored."""
         if st["sent"] < 0.95 * st["rate"] * self.step_s:
             return False
         if (st.get("server_cpu_share") or 0) >= 0.9:
             return False
         if st["pushes"] == 0:
+            return False
+        # W3: every server sends one notification per offline message, so a step is
+        # only kept up with if every message was pushed (a server that drops
+        # notifications under load, as Tern's bounded publish queue does, falls
+        # behind here even while its latency looks fine).
+        if not self.hibernated and st["pushes"] < st["sent"]:
             return False
         # Tern holds notifications of hibernated sessions for about 1 s to batch them:
         # 2 s leaves room for that and for processing.
@@ -357,7 +362,9 @@ class OfflinePush(Workload):
             steps.append(st)
             return None if st["passed"] else "stop"
 
-        budget = len(self.rates) * (self.step_s + self.drain_s + 2) + self.pairs / 25 + 60
+        # + 60: the wait for a server that fell behind to catch up before the
+        # recipients log in again (the generator's settle phase, at most --login-timeout).
+        budget = len(self.rates) * (self.step_s + self.drain_s + 2) + self.pairs / 25 + 120
         res, _ = run_loadgen(env.loadgen, server, args, on_event=on_event, cpu=env.client_cpu,
                              timeout=env.timeout(budget))
         out = {"steps": steps, "errors": res.get("errors", 0),
@@ -367,9 +374,17 @@ class OfflinePush(Workload):
             stored, pushes = res.get("offline_delivered", 0), res.get("pushes", 0)
             out["offline_delivered"] = stored
             out["offline_delivered_share"] = stored / res["sent"]
-            out["stored_eq_pushed"] = ("yes" if stored == pushes == res["sent"] else
-                                       f"no: {res['sent']} sent, {stored} stored, "
-                                       f"{pushes} pushed")
+            # Stored: all of them, overload steps included (nothing may be lost).
+            # Pushed: one per message in every step the server kept up with; in an
+            # overload step a server may shed notifications (reported in the totals).
+            kept = [s for s in steps if s["passed"]]
+            short = [s["rate"] for s in kept if s["pushes"] != s["sent"]]
+            out["stored_eq_pushed"] = (
+                ("yes" if stored == res["sent"] and kept and not short else "no") +
+                f": {res['sent']} sent, {stored} stored" +
+                (f"; pushes = messages in every step kept up with" if kept and not short
+                 else f"; pushes differ in steps {short}" if short else "; no step kept up"))
+            out["sweep_totals"] = f"{res['sent']} sent, {stored} stored, {pushes} pushed"
         passed = [s for s in steps if s["passed"]]
         best = max(passed, key=lambda s: s["sent_per_s"]) if passed else None
         if best:

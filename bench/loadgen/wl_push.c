@@ -356,13 +356,14 @@ static void on_verify_tick(uv_timer_t *t) {
     }
 }
 
-static void verify_start(struct tern_bench_run *r) {
-    if (r->o.hibernate) {
-        /* A new login would replace, not resume, the hibernated sessions; what each
-         * server does with their queues then differs and is not what W3b measures. */
-        push_end(r);
-        return;
-    }
+static uint64_t total_pushes(struct tern_bench_run *r) {
+    uint64_t pushes = 0;
+    for (int i = 0; i < r->nsteps; i++)
+        pushes += r->steps[i].received;
+    return pushes;
+}
+
+static void relogin(struct tern_bench_run *r) {
     r->phase = P_VERIFY;
     r->client.presence = 1;
     r->client.push_jid = NULL;
@@ -372,6 +373,41 @@ static void verify_start(struct tern_bench_run *r) {
     r->t_phase = tern_bench_now_ns();
     login_range(r, npairs(r));
     uv_timer_start(&r->tick, on_verify_tick, 100, 100);
+}
+
+/* Before the recipients come back, let a server that fell behind catch up:
+ * a message it reads after its recipient is online again is delivered, not
+ * stored, and would spoil the "stored = pushed" count. Wait until a push
+ * came for every message, or until pushes stop coming for --drain + 2 s
+ * (a server that coalesces), at most --login-timeout. */
+static uint64_t settle_seen, settle_progress_at;
+
+static void on_settle_tick(uv_timer_t *t) {
+    struct tern_bench_run *r = t->data;
+    uint64_t now = tern_bench_now_ns(), pushes = total_pushes(r);
+    if (pushes != settle_seen) {
+        settle_seen = pushes;
+        settle_progress_at = now;
+    }
+    if (pushes >= total_sent(r) ||
+        now >= settle_progress_at + (uint64_t)((r->o.drain_s + 2) * 1e9) ||
+        now >= r->t_phase + (uint64_t)(r->o.login_timeout_s * 1e9)) {
+        uv_timer_stop(&r->tick);
+        relogin(r);
+    }
+}
+
+static void verify_start(struct tern_bench_run *r) {
+    if (r->o.hibernate) {
+        /* A new login would replace, not resume, the hibernated sessions; what each
+         * server does with their queues then differs and is not what W3b measures. */
+        push_end(r);
+        return;
+    }
+    r->t_phase = tern_bench_now_ns();
+    settle_seen = total_pushes(r);
+    settle_progress_at = r->t_phase;
+    uv_timer_start(&r->tick, on_settle_tick, 100, 100);
 }
 
 void tern_bench_push_start(struct tern_bench_run *r) {
