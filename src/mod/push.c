@@ -65,46 +65,7 @@ void tern_push_set_policy(const struct tern_push_policy *p) {
  * about them already; remembering them (by identity, with a reference)
  * keeps that device from being told twice.
  */
-struct suppress {
-    struct suppress *next;   /* list link */
-    struct tern_xml *stanza; /* a reference */
-    char *resource;          /* the device that was told */
-    uint64_t until;          /* loop ms after which it is forgotten */
-};
-
-static struct suppress *suppressed;
-static size_t nsuppressed;
-
-static void suppress_prune(uint64_t now, int all) {
-    for (struct suppress **pp = &suppressed; *pp;) {
-        struct suppress *s = *pp;
-        if (all || s->until <= now) {
-            *pp = s->next;
-            tern_xml_unref(&s->stanza);
-            free(s->resource);
-            free(s);
-            nsuppressed--;
-        } else {
-            pp = &s->next;
-        }
-    }
-}
-
-/* The resource that was told about stanza, if any (taken: free it). */
-static char *suppress_take(const struct tern_xml *stanza) {
-    for (struct suppress **pp = &suppressed; *pp; pp = &(*pp)->next) {
-        struct suppress *s = *pp;
-        if (s->stanza != stanza)
-            continue;
-        char *res = s->resource;
-        *pp = s->next;
-        tern_xml_unref(&s->stanza);
-        free(s);
-        nsuppressed--;
-        return res;
-    }
-    return NULL;
-}
+static struct tern__push_memo suppressed; /* key: the resource of the device told */
 
 /* ---- sessions: hibernated queues and overdue acknowledgements --------------------------- */
 
@@ -440,17 +401,12 @@ static int remember_told(const struct tern_xml *st, uint32_t h, int64_t stamp, v
     struct sess *s = ud;
     struct tern_push_item item;
     (void)stamp;
-    if ((int32_t)(h - s->pushed_h) > 0 || nsuppressed >= SUPPRESS_LIMIT)
+    if ((int32_t)(h - s->pushed_h) > 0 || suppressed.n >= SUPPRESS_LIMIT)
         return 1;
     if (tern__push_policy->classify(st, &item) == TERN_PUSH_NONE)
         return 0; /* never stored offline as news, nothing to remember */
-    struct suppress *e = tern_calloc(1, sizeof *e);
-    e->stanza = tern_xml_ref((struct tern_xml *)st);
-    e->resource = tern_strdup(s->resource);
-    e->until = uv_now(s->shard->loop) + SUPPRESS_MS;
-    e->next = suppressed;
-    suppressed = e;
-    nsuppressed++;
+    tern__push_memo_add(&suppressed, st, tern_strdup(s->resource),
+                        uv_now(s->shard->loop) + SUPPRESS_MS, SUPPRESS_LIMIT);
     return 0;
 }
 
@@ -463,7 +419,7 @@ static void on_closing(const struct tern_event_args *a) {
     tern_map_del(&sessions, &s->uid, sizeof s->uid);
     /* Called before the hand-off (c2s.c teardown): the queue is still there. */
     if (s->pushed && !a->shard->server->shutting_down) {
-        suppress_prune(uv_now(a->shard->loop), 0);
+        tern__push_memo_prune(&suppressed, uv_now(a->shard->loop), 0);
         tern_c2s_sm_unacked(a->session, remember_told, s);
     }
     uv_timer_stop(&s->timer);
@@ -491,7 +447,7 @@ static void on_offline_stored(const struct tern_event_args *a) {
     struct tern_push_item item;
     if (!a->stanza || !a->jid->local || a->shard->server->shutting_down)
         return;
-    char *told = suppress_take(a->stanza);
+    char *told = tern__push_memo_take(&suppressed, a->stanza);
     if (tern__push_policy->classify(a->stanza, &item) == TERN_PUSH_NONE) {
         free(told);
         return;
@@ -526,7 +482,7 @@ static void push_fini(struct tern_server *srv) {
     (void)srv;
     tern_map_each(&sessions, free_sess, NULL);
     tern_map_free(&sessions);
-    suppress_prune(0, 1);
+    tern__push_memo_prune(&suppressed, 0, 1);
     tern__push_publish_fini();
     tern__push_start_fini();
 }

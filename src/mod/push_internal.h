@@ -73,6 +73,33 @@ int tern__push_component_absent(const char *jid);
 /** Publish sum to reg of user (bounded, tracked, answers counted); opts as above. */
 void tern__push_publish(struct tern_shard *shard, const char *user, const struct tern_push_reg *reg,
                         const struct tern_push_summary *sum, const struct tern_push_options *opts);
+/**
+ * Stanzas remembered by identity (holding a reference, so the address stays
+ * unique) for a while, each with a string: the device told about a
+ * handed-off message (push.c), the registrations told about a call
+ * (push_publish.c). At most max entries; the oldest go first by time.
+ */
+struct tern__push_memo_entry {
+    struct tern__push_memo_entry *next; /* list link */
+    struct tern_xml *stanza;            /* a reference */
+    char *key;                          /* what is remembered with it */
+    uint64_t until;                     /* loop ms after which it is forgotten */
+};
+struct tern__push_memo {
+    struct tern__push_memo_entry *head; /* newest first */
+    size_t n;                           /* entries */
+};
+/** Forget the entries due at now (all of them if all). */
+void tern__push_memo_prune(struct tern__push_memo *m, uint64_t now, int all);
+/** Remember (stanza, key_take) until then; 0, or -1 (key freed) if max are held. */
+int tern__push_memo_add(struct tern__push_memo *m, const struct tern_xml *stanza, char *key_take,
+                        uint64_t until, size_t max);
+/** Is (stanza, key) remembered? */
+int tern__push_memo_has(const struct tern__push_memo *m, const struct tern_xml *stanza,
+                        const char *key);
+/** Forget the newest entry of stanza and hand back its key (free it), or NULL. */
+char *tern__push_memo_take(struct tern__push_memo *m, const struct tern_xml *stanza);
+
 void tern__push_publish_init(void);
 void tern__push_publish_fini(void);
 

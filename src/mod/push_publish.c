@@ -313,62 +313,83 @@ static enum tern_push_relation relation(const struct round *r, const struct tern
     return info.hibernating ? TERN_PUSH_R_HIBERNATED : TERN_PUSH_R_LIVE;
 }
 
+/* ---- remembered stanzas (struct tern__push_memo) ------------------------------------- */
+
+void tern__push_memo_prune(struct tern__push_memo *m, uint64_t now, int all) {
+    for (struct tern__push_memo_entry **pp = &m->head; *pp;) {
+        struct tern__push_memo_entry *e = *pp;
+        if (all || e->until <= now) {
+            *pp = e->next;
+            tern_xml_unref(&e->stanza);
+            free(e->key);
+            free(e);
+            m->n--;
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
+int tern__push_memo_add(struct tern__push_memo *m, const struct tern_xml *stanza, char *key_take,
+                        uint64_t until, size_t max) {
+    if (m->n >= max) {
+        free(key_take);
+        return -1;
+    }
+    struct tern__push_memo_entry *e = tern_calloc(1, sizeof *e);
+    e->stanza = tern_xml_ref((struct tern_xml *)stanza);
+    e->key = key_take;
+    e->until = until;
+    e->next = m->head;
+    m->head = e;
+    m->n++;
+    return 0;
+}
+
+int tern__push_memo_has(const struct tern__push_memo *m, const struct tern_xml *stanza,
+                        const char *key) {
+    for (const struct tern__push_memo_entry *e = m->head; e; e = e->next)
+        if (e->stanza == stanza && strcmp(e->key, key) == 0)
+            return 1;
+    return 0;
+}
+
+char *tern__push_memo_take(struct tern__push_memo *m, const struct tern_xml *stanza) {
+    for (struct tern__push_memo_entry **pp = &m->head; *pp; pp = &(*pp)->next) {
+        struct tern__push_memo_entry *e = *pp;
+        if (e->stanza != stanza)
+            continue;
+        char *key = e->key;
+        *pp = e->next;
+        tern_xml_unref(&e->stanza);
+        free(e);
+        m->n--;
+        return key;
+    }
+    return NULL;
+}
+
 /*
  * A call invitation sent to the bare JID reaches several sessions of the
  * account as one stanza object, and each session starting a round would
  * tell every other device again. The devices told about a call are
  * remembered (by the stanza's identity, holding a reference) for a while.
  */
-struct called {
-    struct called *next;     /* list link */
-    struct tern_xml *stanza; /* the invitation (a reference: its address stays unique) */
-    char *reg;               /* "jid node" of a registration told about it */
-    uint64_t until;          /* loop ms after which it is forgotten */
-};
-
-static struct called *called;
-static size_t ncalled;
-
-static void called_prune(uint64_t now, int all) {
-    for (struct called **pp = &called; *pp;) {
-        struct called *c = *pp;
-        if (all || c->until <= now) {
-            *pp = c->next;
-            tern_xml_unref(&c->stanza);
-            free(c->reg);
-            free(c);
-            ncalled--;
-        } else {
-            pp = &c->next;
-        }
-    }
-}
+static struct tern__push_memo called; /* key: "jid node" of a registration told */
 
 /* 1 the first time reg is told about call (remembered), 0 after. */
 static int call_first_time(struct tern_shard *shard, struct tern_xml *call,
                            const struct tern_push_reg *reg) {
     uint64_t now = uv_now(shard->loop);
-    called_prune(now, 0);
+    tern__push_memo_prune(&called, now, 0);
     size_t len = strlen(reg->jid) + strlen(reg->node) + 2;
     char *key = tern_malloc(len);
     snprintf(key, len, "%s %s", reg->jid, reg->node);
-    for (struct called *c = called; c; c = c->next) {
-        if (c->stanza == call && strcmp(c->reg, key) == 0) {
-            free(key);
-            return 0;
-        }
-    }
-    if (ncalled >= CALLED_MAX) {
+    if (tern__push_memo_has(&called, call, key)) {
         free(key);
-        return 1;
+        return 0;
     }
-    struct called *c = tern_calloc(1, sizeof *c);
-    c->stanza = tern_xml_ref(call);
-    c->reg = key;
-    c->until = now + CALLED_MS;
-    c->next = called;
-    called = c;
-    ncalled++;
+    tern__push_memo_add(&called, call, key, now + CALLED_MS, CALLED_MAX); /* full: told anyway */
     return 1;
 }
 
@@ -441,7 +462,7 @@ void tern__push_publish_init(void) {
 
 void tern__push_publish_fini(void) {
     tern_map_free(&erroring);
-    called_prune(0, 1);
+    tern__push_memo_prune(&called, 0, 1);
     if (dropped)
         tern_info(COMP, "%llu notifications were dropped because the push queue was full",
                   (unsigned long long)dropped);
